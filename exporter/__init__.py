@@ -1,0 +1,1 @@
+"""circexport exporter: the command line and the static site build."""

@@ -1,0 +1,234 @@
+"""Frozen dataclass configs of a run, loaded from TOML with every key and type checked."""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from trainer.errors import UserError
+
+# The eight per-layer activation locations that AbsTopK can sparsify (recipe: attn_in, q, k, v,
+# attn_out, mlp_in, mlp_neuron, mlp_out), named as the node locations of design.md.
+SPARSE_LOCATIONS = (
+    "attn.act_in", "attn.q", "attn.k", "attn.v", "attn.resid_delta",
+    "mlp.act_in", "mlp.post_act", "mlp.resid_delta",
+)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Shape and options of the GPT (recipe.md, Model)."""
+
+    vocab_size: int = 2048
+    n_layer: int = 4
+    d_model: int = 128
+    d_head: int = 16  # head size; n_head = d_model // d_head
+    n_ctx: int = 256
+    mlp_mult: int = 4  # MLP width = mlp_mult * d_model
+    pos_emb: bool = False  # learned absolute position embedding (loss-neutral in the paper)
+    bigram: bool = False  # dense vocab x vocab logit table; excluded from sparsity and decay
+    attn_sink: bool = False  # per-head learnable logit of an extra key whose value is zero
+    afrac: float = 0.25  # AbsTopK keeps ceil(afrac * dim) entries per token; 1.0 = off
+    afrac_locations: tuple[str, ...] = SPARSE_LOCATIONS
+
+    @property
+    def n_head(self) -> int:
+        """Number of attention heads."""
+        return self.d_model // self.d_head
+
+    @property
+    def d_mlp(self) -> int:
+        """Width of the MLP hidden layer."""
+        return self.mlp_mult * self.d_model
+
+
+@dataclass(frozen=True)
+class SparsityConfig:
+    """Weight sparsity: per-matrix top-k by |w| after every step, L0 annealed (recipe.md)."""
+
+    enabled: bool = True  # False trains the dense baseline with the same code
+    l0: int = 100_000  # target count of nonzero weights over all sparsified tensors
+    anneal_start: float = 0.01  # fraction of training where L0 starts falling from dense
+    anneal_end: float = 0.5  # fraction of training where L0 reaches the target
+    min_per_row: int = 4  # protect the top-n of each row (neuron / channel); 0 = off
+    sparse_biases: bool = False  # released code: biases dense; paper text: sparse too
+    embed_density_mult: float = 1.0  # embeddings get this times the block density (released: EF)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimizer, schedule, batch and bookkeeping."""
+
+    steps: int = 1000
+    batch_size: int = 32  # global sequences per optimizer step (all ranks together)
+    micro_batch: int = 32  # sequences per forward pass on one rank (gradient accumulation)
+    lr: float = 1.28e-2  # peak LR before the sharkfin factor
+    warmup_frac: float = 0.01
+    weight_decay: float = 0.1  # decoupled, on matrices only
+    beta1: float = 0.9
+    beta2: float = 0.95
+    eps: float = 0.1  # large on purpose (recipe)
+    grad_rms_norm: bool = True  # rescale the gradient to global RMS 1 every step
+    seed: int = 0
+    log_every: int = 10
+    eval_every: int = 100
+    eval_batches: int = 4
+    checkpoint_every: int = 200
+    bf16: str = "auto"  # "auto" = bf16 autocast on CUDA only; "on" / "off" force it
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """The standard-library corpus and the tokenizer."""
+
+    tokenizer: str = "stdlib-2k"  # a tokenizer shipped in trainer/assets, or a path to a tokenizer.json
+    include_tests: bool = False  # include the stdlib's test suites
+    val_frac: float = 0.05  # fraction of files held out for validation (split by file)
+    max_bytes: int = 0  # cap on corpus bytes (whole files, in corpus order); 0 = no cap
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines a training run."""
+
+    name: str = "run"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    sparsity: SparsityConfig = field(default_factory=SparsityConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+
+
+SECTIONS = {"model": ModelConfig, "sparsity": SparsityConfig, "train": TrainConfig, "data": DataConfig}
+
+
+def shipped_configs() -> list[str]:
+    """Names of the configs shipped in the package."""
+    folder = resources.files("trainer") / "configs"
+    return sorted(p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def load_config(name_or_path: str, overrides: typing.Sequence[str] = ()) -> RunConfig:
+    """Load a shipped config by name or a TOML file by path, then apply `section.key=value` overrides."""
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or path.exists():
+        if not path.is_file():
+            raise UserError(f"config file {path} does not exist")
+        text, source = path.read_text(), str(path)
+    elif name_or_path in shipped_configs():
+        text = (resources.files("trainer") / "configs" / f"{name_or_path}.toml").read_text()
+        source = f"{name_or_path}.toml"
+    else:
+        raise UserError(f"unknown config {name_or_path!r}: give a .toml path or one of {', '.join(shipped_configs())}")
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise UserError(f"{source}: not valid TOML ({e})") from None
+    raw.setdefault("name", path.stem if source == str(path) else name_or_path)
+    for item in overrides:
+        _apply_override(raw, item)
+    return from_dict(raw, source)
+
+
+def _apply_override(raw: dict[str, Any], item: str) -> None:
+    """Set raw[section][key] from one `section.key=value` string (value parsed as TOML)."""
+    key, sep, value = item.partition("=")
+    if not sep:
+        raise UserError(f"--set {item!r}: expected section.key=value, e.g. train.steps=100")
+    try:
+        parsed = tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = value  # a bare word is a string
+    *sections, leaf = key.strip().split(".")
+    node = raw
+    for s in sections:
+        node = node.setdefault(s, {})
+        if not isinstance(node, dict):
+            raise UserError(f"--set {item!r}: {s!r} is not a section")
+    node[leaf] = parsed
+
+
+def from_dict(raw: dict[str, Any], source: str = "config") -> RunConfig:
+    """Build a RunConfig from nested dicts, naming the first unknown key or wrong type."""
+    raw = dict(raw)
+    raw.pop("format_version", None)
+    raw.pop("provenance", None)
+    unknown = sorted(set(raw) - set(SECTIONS) - {"name"})
+    if unknown:
+        raise UserError(f"{source}: unknown key {unknown[0]!r} (known: name, {', '.join(SECTIONS)})")
+    name = raw.get("name", "run")
+    if not isinstance(name, str) or not name:
+        raise UserError(f"{source}: 'name' must be a non-empty string")
+    parts = {}
+    for section, cls in SECTIONS.items():
+        values = raw.get(section, {})
+        if not isinstance(values, dict):
+            raise UserError(f"{source}: [{section}] must be a table")
+        parts[section] = _build(cls, values, f"{source}: {section}")
+    cfg = RunConfig(name=name, **parts)
+    _check(cfg, source)
+    return cfg
+
+
+def _build(cls: type, values: dict[str, Any], where: str) -> Any:
+    """Instantiate one section dataclass, checking names and types of every value."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, value in values.items():
+        if key not in fields:
+            raise UserError(f"{where}.{key}: unknown key (known: {', '.join(fields)})")
+        kwargs[key] = _coerce(value, hints[key], f"{where}.{key}")
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    """Return value as the annotated type, or raise a UserError naming the field."""
+    if typing.get_origin(hint) is tuple:
+        if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        raise UserError(f"{where}: expected a list of strings, got {value!r}")
+    ok = {
+        bool: isinstance(value, bool),
+        int: isinstance(value, int) and not isinstance(value, bool),
+        float: isinstance(value, (int, float)) and not isinstance(value, bool),
+        str: isinstance(value, str),
+    }[hint]
+    if not ok:
+        raise UserError(f"{where}: expected {hint.__name__}, got {type(value).__name__} {value!r}")
+    return float(value) if hint is float else value
+
+
+def _check(cfg: RunConfig, source: str) -> None:
+    """Reject values that no model or schedule can have."""
+    m, s, t, d = cfg.model, cfg.sparsity, cfg.train, cfg.data
+    rules = [
+        (m.d_model > 0 and m.d_head > 0 and m.d_model % m.d_head == 0, "model.d_model must be a positive multiple of model.d_head"),
+        (m.n_layer > 0 and m.n_ctx > 1 and m.vocab_size > 1 and m.mlp_mult > 0, "model sizes must be positive"),
+        (m.vocab_size <= 65536, "model.vocab_size must be <= 65536 (tokens are stored as uint16)"),
+        (0 < m.afrac <= 1, "model.afrac must be in (0, 1]"),
+        (set(m.afrac_locations) <= set(SPARSE_LOCATIONS), f"model.afrac_locations must be among {', '.join(SPARSE_LOCATIONS)}"),
+        (s.l0 > 0, "sparsity.l0 must be > 0 (it is the target count of nonzero weights)"),
+        (0 <= s.anneal_start <= s.anneal_end <= 1, "sparsity.anneal_start <= anneal_end must lie in [0, 1]"),
+        (s.min_per_row >= 0 and s.embed_density_mult > 0, "sparsity.min_per_row must be >= 0, embed_density_mult > 0"),
+        (t.steps > 0 and t.lr > 0 and 0 <= t.warmup_frac <= 1, "train.steps and train.lr must be > 0, warmup_frac in [0, 1]"),
+        (t.batch_size > 0 and t.micro_batch > 0 and t.batch_size % t.micro_batch == 0, "train.batch_size must be a positive multiple of train.micro_batch"),
+        (min(t.log_every, t.eval_every, t.eval_batches, t.checkpoint_every) > 0, "train.log_every, eval_every, eval_batches, checkpoint_every must be > 0"),
+        (t.bf16 in ("auto", "on", "off"), "train.bf16 must be 'auto', 'on' or 'off'"),
+        (0 < d.val_frac < 1 and d.max_bytes >= 0, "data.val_frac must be in (0, 1) and data.max_bytes >= 0"),
+    ]
+    for ok, message in rules:
+        if not ok:
+            raise UserError(f"{source}: {message}")
+
+
+def to_dict(cfg: RunConfig) -> dict[str, Any]:
+    """Nested plain dict of a config (tuples as lists), ready for JSON."""
+    out = dataclasses.asdict(cfg)
+    out["model"]["afrac_locations"] = list(cfg.model.afrac_locations)
+    return out

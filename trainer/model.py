@@ -1,0 +1,281 @@
+"""A weight-sparse GPT (recipe.md, Model) whose every node location is a named hook point."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from trainer.config import ModelConfig
+
+HookFn = Callable[[torch.Tensor], torch.Tensor]
+
+# Node locations of one layer (design.md), in forward order; plus the final residual stream.
+LAYER_LOCATIONS = (
+    "attn.act_in", "attn.q", "attn.k", "attn.v", "attn.resid_delta",
+    "mlp.act_in", "mlp.post_act", "mlp.resid_delta",
+)
+FINAL_LOCATION = "final_resid"
+
+
+class HookPoint(nn.Module):
+    """Identity on the activation at one location; a hook fn set on it may read or replace it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.name = ""  # set by GPT from the module path, never typed by hand
+        self.fn: HookFn | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return x, or fn(x) while a hook is set."""
+        return x if self.fn is None else self.fn(x)
+
+
+def abs_topk(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Keep the k entries of largest |x| along the last dim, zero the rest (AbsTopK)."""
+    if k >= x.shape[-1]:
+        return x
+    return x * topk_mask(x.detach(), k)  # gradient flows through the kept entries only
+
+
+def topk_mask(x: torch.Tensor, k: int) -> torch.Tensor:
+    """0/1 mask (x's dtype) of the k entries of largest |x| along the last dim, exactly k per row."""
+    if x.device.type != "cpu" or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+        idx = x.abs().topk(k, dim=-1, sorted=False).indices  # [..., k]
+        return torch.zeros_like(x).scatter_(-1, idx, 1.0)
+    # On CPU numpy's introselect finds the k-th largest |x| several times faster than torch.topk.
+    a = x.abs().float().numpy()
+    d = a.shape[-1]
+    threshold = np.partition(a, d - k, axis=-1)[..., d - k:d - k + 1]  # [..., 1]
+    mask = torch.from_numpy(a >= threshold)
+    ties = mask.sum(-1) != k  # rows whose k-th value is tied: settle them exactly with topk
+    if ties.any():
+        idx = x[ties].abs().topk(k, dim=-1, sorted=False).indices
+        mask[ties] = torch.zeros_like(mask[ties]).scatter_(-1, idx, True)
+    return mask.to(x.dtype)
+
+
+class Sparsify(nn.Module):
+    """AbsTopK at one location when the config sparsifies it, identity otherwise."""
+
+    def __init__(self, cfg: ModelConfig, location: str, dim: int) -> None:
+        super().__init__()
+        on = location in cfg.afrac_locations and cfg.afrac < 1.0
+        self.k = max(1, math.ceil(cfg.afrac * dim)) if on else dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """AbsTopK over the last dim."""
+        return abs_topk(x, self.k)
+
+
+class RMSNorm(nn.Module):
+    """RMSNorm with a learned gain; its scale 1/rms is a hook point (for frozen-norm checks)."""
+
+    def __init__(self, dim: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.scale = HookPoint()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x * rsqrt(mean(x^2) + eps) * weight."""
+        scale = self.scale(torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps))  # [B, T, 1]
+        return x * scale * self.weight
+
+
+class Attention(nn.Module):
+    """Causal multi-head attention with d_head-wide heads and an optional per-head sink."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        d = cfg.d_model
+        self.n_head, self.d_head = cfg.n_head, cfg.d_head
+        self.c_attn = nn.Linear(d, 3 * d)
+        self.c_proj = nn.Linear(d, d)
+        self.sink = nn.Parameter(torch.zeros(cfg.n_head)) if cfg.attn_sink else None
+        self.top_in, self.top_q, self.top_k, self.top_v, self.top_out = (
+            Sparsify(cfg, f"attn.{loc}", d) for loc in ("act_in", "q", "k", "v", "resid_delta")
+        )
+        self.act_in, self.q, self.k, self.v, self.resid_delta = (HookPoint() for _ in range(5))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Read the normalized residual x [B, T, d]; return the write to the residual [B, T, d]."""
+        B, T, C = x.size()
+        x = self.act_in(self.top_in(x))
+        q, k, v = self.c_attn(x).split(C, dim=-1)
+        q, k, v = self.q(self.top_q(q)), self.k(self.top_k(k)), self.v(self.top_v(v))  # top-k over all heads
+        q, k, v = (t.view(B, T, self.n_head, self.d_head).transpose(1, 2) for t in (q, k, v))  # [B, H, T, dh]
+        if self.sink is None:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:
+            y = self._attend_with_sink(q, k, v)
+        y = y.transpose(1, 2).reshape(B, T, C)
+        return self.resid_delta(self.top_out(self.c_proj(y)))
+
+    def _attend_with_sink(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Attention with one extra key per head whose logit is `sink` and whose value is zero."""
+        T = q.size(2)
+        att = (q @ k.transpose(-2, -1)) / math.sqrt(self.d_head)  # [B, H, T, T]
+        causal = torch.ones(T, T, dtype=torch.bool, device=q.device).tril()
+        att = att.masked_fill(~causal, float("-inf"))
+        sink = self.sink.view(1, -1, 1, 1).expand(att.size(0), -1, T, 1).to(att.dtype)
+        probs = torch.cat([att, sink], dim=-1).softmax(dim=-1)[..., :T]  # drop the sink column
+        return probs @ v  # [B, H, T, dh]
+
+
+class MLP(nn.Module):
+    """GELU MLP of width mlp_mult * d_model."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.c_fc = nn.Linear(cfg.d_model, cfg.d_mlp)
+        self.c_proj = nn.Linear(cfg.d_mlp, cfg.d_model)
+        self.top_in = Sparsify(cfg, "mlp.act_in", cfg.d_model)
+        self.top_post = Sparsify(cfg, "mlp.post_act", cfg.d_mlp)
+        self.top_out = Sparsify(cfg, "mlp.resid_delta", cfg.d_model)
+        self.act_in, self.post_act, self.resid_delta = (HookPoint() for _ in range(3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Read the normalized residual x [B, T, d]; return the write to the residual [B, T, d]."""
+        x = self.act_in(self.top_in(x))
+        h = self.post_act(self.top_post(F.gelu(self.c_fc(x))))  # [B, T, d_mlp]
+        return self.resid_delta(self.top_out(self.c_proj(h)))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.ln_1 = RMSNorm(cfg.d_model)
+        self.attn = Attention(cfg)
+        self.ln_2 = RMSNorm(cfg.d_model)
+        self.mlp = MLP(cfg)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x [B, T, d] -> x [B, T, d]."""
+        x = x + self.attn(self.ln_1(x))
+        return x + self.mlp(self.ln_2(x))
+
+
+class GPT(nn.Module):
+    """The decoder: embeddings, blocks, final RMSNorm, untied unembedding, optional bigram table."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.wte = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.wpe = nn.Embedding(cfg.n_ctx, cfg.d_model) if cfg.pos_emb else None
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
+        self.final_resid = HookPoint()
+        self.ln_f = RMSNorm(cfg.d_model)
+        self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size)
+        self.bigram = nn.Embedding(cfg.vocab_size, cfg.vocab_size) if cfg.bigram else None
+        self.hook_points: dict[str, HookPoint] = {}
+        for path, module in self.named_modules():
+            if isinstance(module, HookPoint):
+                module.name = path.removeprefix("blocks.")
+                self.hook_points[module.name] = module
+        self.apply(self._init_weights)
+        out_std = 0.02 / math.sqrt(2 * cfg.n_layer)
+        for block in self.blocks:
+            nn.init.normal_(block.attn.c_proj.weight, std=out_std)
+            nn.init.normal_(block.mlp.c_proj.weight, std=out_std)
+        if self.bigram is not None:
+            nn.init.zeros_(self.bigram.weight)
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        """N(0, 0.02) weights, zero biases."""
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, std=0.02)
+        if isinstance(module, nn.Linear):
+            nn.init.zeros_(module.bias)
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        """Token ids [B, T] -> logits [B, T, vocab]."""
+        B, T = idx.size()
+        if T > self.cfg.n_ctx:
+            raise ValueError(f"sequence of {T} tokens is longer than the context of {self.cfg.n_ctx}")
+        x = self.wte(idx)  # [B, T, d]
+        if self.wpe is not None:
+            x = x + self.wpe(torch.arange(T, device=idx.device))
+        for block in self.blocks:
+            x = block(x)
+        x = self.final_resid(x)
+        logits = self.lm_head(self.ln_f(x))  # [B, T, vocab]
+        if self.bigram is not None:
+            logits = logits + self.bigram(idx)
+        return logits
+
+    def node_locations(self) -> list[str]:
+        """Every node location of design.md in forward order: `L.attn.q`, ..., `final_resid`."""
+        layers = [f"{i}.{loc}" for i in range(self.cfg.n_layer) for loc in LAYER_LOCATIONS]
+        return layers + [FINAL_LOCATION]
+
+    def location_dim(self, location: str) -> int:
+        """Number of channels (nodes) at a location."""
+        return self.cfg.d_mlp if location.endswith("mlp.post_act") else self.cfg.d_model
+
+    @contextmanager
+    def hooks(self, fns: Mapping[str, HookFn]) -> Iterator[None]:
+        """Set hook fns by location name for the duration of a with-block (they compose with outer ones)."""
+        unknown = sorted(set(fns) - set(self.hook_points))
+        if unknown:
+            raise KeyError(f"unknown hook point {unknown[0]!r}")
+        saved = {name: self.hook_points[name].fn for name in fns}
+        try:
+            for name, fn in fns.items():
+                self.hook_points[name].fn = _compose(saved[name], fn)
+            yield
+        finally:
+            for name, fn in saved.items():
+                self.hook_points[name].fn = fn
+
+    def run_with_cache(
+        self, idx: torch.Tensor, names: Sequence[str] | None = None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Forward pass that also returns the activations at the named hook points (all nodes by default)."""
+        cache: dict[str, torch.Tensor] = {}
+
+        def saver(name: str) -> HookFn:
+            def save(x: torch.Tensor) -> torch.Tensor:
+                cache[name] = x
+                return x
+            return save
+
+        names = self.node_locations() if names is None else names
+        with self.hooks({name: saver(name) for name in names}):
+            logits = self(idx)
+        return logits, cache
+
+
+def _compose(first: HookFn | None, then: HookFn) -> HookFn:
+    """then(first(x)), or then alone."""
+    return then if first is None else (lambda x: then(first(x)))
+
+
+def mask_hook(mask: torch.Tensor, mean: torch.Tensor) -> HookFn:
+    """Mean ablation: x' = m * x + (1 - m) * mean, with mask and mean per channel [dim]."""
+    return lambda x: mask * x + (1 - mask) * mean
+
+
+def scale_hook(scale: torch.Tensor) -> HookFn:
+    """Multiply each channel by a factor [dim]."""
+    return lambda x: x * scale
+
+
+def replace_hook(channel: int, value: float | torch.Tensor) -> HookFn:
+    """Set one channel to a value (a scalar, or a tensor broadcastable to [B, T])."""
+
+    def replace(x: torch.Tensor) -> torch.Tensor:
+        x = x.clone()
+        x[..., channel] = value
+        return x
+
+    return replace

@@ -1,0 +1,382 @@
+"""The training loop: the paper's recipe on CPU, one GPU, or many through torchrun."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import signal
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+import trainer
+from trainer import data, sparsity
+from trainer.config import RunConfig, load_config, to_dict
+from trainer.errors import UserError
+from trainer.model import GPT
+from trainer.run import (
+    CONFIG, METRICS, MODEL, STATE, TOKENIZER, atomic_write_bytes, config_record, load_tensors,
+    read_config, save_tensors, write_json,
+)
+from trainer.tokenizer import load_tokenizer, tokenizer_sha256
+
+log = logging.getLogger(__name__)
+CHECKPOINT = "checkpoint.safetensors"
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """How to run training; none of it changes the result."""
+
+    out: Path
+    resume: bool = False
+    device: str = "auto"  # auto | cpu | cuda
+    quiet: bool = False
+    cache_dir: Path | None = None  # token shards; default data.default_cache_dir()
+
+
+@dataclass(frozen=True)
+class Dist:
+    """This process's place in a torchrun job (world 1 without torchrun)."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        """True on the process that writes files and shows progress."""
+        return self.rank == 0
+
+
+class Interrupted(UserError):
+    """Training stopped by Ctrl-C after a checkpoint was written."""
+
+
+def train(cfg: RunConfig, opts: TrainOptions, on_step: Callable[[int], None] | None = None) -> Path:
+    """Train (or resume) a run and write its directory; returns the run path."""
+    ddp = _init_distributed(opts.device)
+    try:
+        device = _device(opts.device, ddp)
+        cfg = _check_out_dir(cfg, opts)
+        _check_batch(cfg, ddp.world)
+        tok = load_tokenizer(cfg.data.tokenizer)
+        if tok.get_vocab_size() != cfg.model.vocab_size:
+            raise UserError(f"model.vocab_size = {cfg.model.vocab_size} but tokenizer {cfg.data.tokenizer!r} has {tok.get_vocab_size()} tokens")
+        corpus = data.load_corpus(cfg.data)
+        shards = _shards(corpus, tok, opts, ddp)
+        torch.manual_seed(cfg.train.seed)
+        model = GPT(cfg.model).to(device)
+        plan = sparsity.plan_sparsity(dict(model.named_parameters()), cfg.sparsity) if cfg.sparsity.enabled else None
+        optimizer = make_optimizer(model, cfg, device)
+        provenance = {
+            "code_version": trainer.__version__, "corpus_sha256": corpus.sha256, "python": platform.python_version(),
+            "seed": cfg.train.seed, "tokenizer_sha256": tokenizer_sha256(tok), "torch": torch.__version__,
+        }
+        if ddp.main and not opts.resume:
+            _start_run_dir(opts.out, cfg, provenance, tok.to_str())
+        _barrier(ddp)
+        start = _load_checkpoint(opts.out, model, optimizer) if opts.resume else 0
+        if ddp.main:
+            _truncate_metrics(opts.out / METRICS, start)
+        _loop(cfg, opts, ddp, model, optimizer, plan, shards, start, on_step)
+        if ddp.main:
+            save_tensors(opts.out / MODEL, model.state_dict())
+            log.info("wrote %s", opts.out / MODEL)
+        return opts.out
+    finally:
+        if ddp.world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _loop(cfg, opts, ddp, model, optimizer, plan, shards, start, on_step) -> None:
+    """Run steps start..steps-1 with logging, evaluation, checkpoints and Ctrl-C handling."""
+    t = cfg.train
+    net = DistributedDataParallel(model) if ddp.world > 1 else model
+    params = dict(model.named_parameters())
+    autocast = _autocast(t.bf16, next(model.parameters()).device)
+    bar = tqdm(total=t.steps, initial=start, disable=opts.quiet or not ddp.main, unit="step", dynamic_ncols=True)
+    tokens_per_step = t.batch_size * cfg.model.n_ctx
+    t0, stopped = time.perf_counter(), False
+    with _sigint_flag() as interrupted:
+        for step in range(start, t.steps):
+            progress = sparsity.anneal_progress(step + 1, t.steps, cfg.sparsity.anneal_start, cfg.sparsity.anneal_end)
+            l0_now = plan.l0_at(progress) if plan else _dense_l0(params)
+            l0_target = plan.total_target if plan else l0_now
+            lr = sparsity.lr_at(step, t.steps, t.lr, t.warmup_frac, l0_now, l0_target)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            batch = data.sample_batch(shards.train, cfg.model.n_ctx, t.batch_size, t.seed, step)
+            loss = forward_backward(net, batch, ddp, t.micro_batch, autocast)
+            if t.grad_rms_norm:
+                sparsity.normalize_grad_rms_(model.parameters())
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            if plan:
+                sparsity.apply_topk_(params, plan.k_at(progress), cfg.sparsity.min_per_row)
+            done = step + 1
+            bar.update(1)
+            if done % t.log_every == 0 or done == t.steps:
+                val = _val_loss(model, shards.val, cfg, autocast) if done % t.eval_every == 0 or done == t.steps else None
+                seconds = time.perf_counter() - t0
+                row = {"step": done, "tokens": done * tokens_per_step, "loss": round(loss, 5), "lr": lr, "l0": l0_now,
+                       "val_loss": None if val is None else round(val, 5), "seconds": round(seconds, 2)}
+                bar.set_postfix(loss=f"{loss:.3f}", l0=l0_now, tok_s=f"{(done - start) * tokens_per_step / seconds:.0f}")
+                if ddp.main:
+                    with open(opts.out / METRICS, "a") as f:
+                        f.write(json.dumps(row, sort_keys=True) + "\n")
+            if on_step is not None:
+                on_step(done)
+            stopped = _any_rank(interrupted(), ddp, params['wte.weight'].device)
+            if (done % t.checkpoint_every == 0 or stopped) and done < t.steps and ddp.main:
+                _save_checkpoint(opts.out, model, optimizer, done)
+            if stopped:
+                break
+    bar.close()
+    if stopped:
+        _barrier(ddp)
+        raise Interrupted(f"interrupted: checkpoint saved at step {done}; continue with "
+                          f"`circexport train --resume --out {opts.out}`")
+
+
+def forward_backward(net, batch: torch.Tensor, ddp: Dist, micro: int, autocast) -> float:
+    """Forward and backward over this rank's rows of the global batch [B, T+1]; returns the mean loss."""
+    per_rank = batch.size(0) // ddp.world
+    rows = batch[ddp.rank * per_rank:(ddp.rank + 1) * per_rank]
+    device = next(net.parameters()).device
+    chunks = rows.split(micro)
+    total = 0.0
+    for i, chunk in enumerate(chunks):
+        chunk = chunk.to(device)
+        x, y = chunk[:, :-1], chunk[:, 1:]  # [b, T]
+        sync = i == len(chunks) - 1 or not isinstance(net, DistributedDataParallel)
+        with (nullcontext() if sync else net.no_sync()), autocast:
+            logits = net(x)  # [b, T, vocab]
+            loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten()) / len(chunks)
+        loss.backward()
+        total += loss.item()
+    if ddp.world > 1:
+        t = torch.tensor(total, device=device)
+        dist.all_reduce(t)
+        total = t.item() / ddp.world
+    return total
+
+
+@torch.no_grad()
+def _val_loss(model: GPT, val, cfg: RunConfig, autocast) -> float:
+    """Mean loss on a fixed set of validation windows (the same at every evaluation)."""
+    model.eval()
+    losses = []
+    for i in range(cfg.train.eval_batches):
+        batch = data.sample_batch(val, cfg.model.n_ctx, cfg.train.micro_batch, cfg.train.seed + 1, i)
+        batch = batch.to(next(model.parameters()).device)
+        with autocast:
+            logits = model(batch[:, :-1])
+        losses.append(F.cross_entropy(logits.float().flatten(0, 1), batch[:, 1:].flatten()).item())
+    model.train()
+    return sum(losses) / len(losses)
+
+
+def _dense_l0(params: dict[str, torch.Tensor]) -> int:
+    """Nonzero count of a dense run, over the tensors a sparse run would sparsify."""
+    return sum(sparsity.count_nonzero({k: v for k, v in params.items() if sparsity.is_sparsified(k, v, False)}).values())
+
+
+def make_optimizer(model: GPT, cfg: RunConfig, device: torch.device) -> torch.optim.AdamW:
+    """AdamW with decoupled weight decay on matrices only (never the bigram table)."""
+    decay, other = [], []
+    for name, p in model.named_parameters():
+        (decay if p.dim() == 2 and name != "bigram.weight" else other).append(p)
+    t = cfg.train
+    groups = [{"params": decay, "weight_decay": t.weight_decay}, {"params": other, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=t.lr, betas=(t.beta1, t.beta2), eps=t.eps, fused=device.type == "cuda")
+
+
+def _autocast(mode: str, device: torch.device):
+    """bf16 autocast: on CUDA with 'auto', anywhere with 'on', never with 'off'."""
+    on = mode == "on" or (mode == "auto" and device.type == "cuda")
+    return torch.autocast(device.type, dtype=torch.bfloat16) if on else nullcontext()
+
+
+def _check_out_dir(cfg: RunConfig, opts: TrainOptions) -> RunConfig:
+    """Validate --out before anything is written; with --resume, return the stored config."""
+    out = opts.out
+    if opts.resume:
+        if not (out / CONFIG).is_file():
+            raise UserError(f"--resume: {out} holds no run ({CONFIG} missing); start it without --resume")
+        stored, _ = read_config(out)
+        if stored != cfg:
+            diff = _first_difference(to_dict(stored), to_dict(cfg))
+            raise UserError(f"--resume: the config differs from the one stored in {out / CONFIG} at {diff}; "
+                            "resume without --config/--set, or train into another --out")
+        if (out / MODEL).is_file():
+            raise UserError(f"{out} has finished training ({MODEL} exists); nothing to resume")
+        if not (out / STATE / CHECKPOINT).is_file():
+            raise UserError(f"--resume: {out / STATE / CHECKPOINT} not found; the run saved no checkpoint yet")
+        return stored
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; choose a directory")
+    if out.is_dir() and any(out.iterdir()):
+        if (out / CONFIG).is_file():
+            stored, _ = read_config(out)
+            if stored == cfg:
+                raise UserError(f"--out {out} already holds this run; add --resume to continue it, or choose another --out")
+            raise UserError(f"--out {out} already holds a different run ({stored.name!r}); choose another --out")
+        raise UserError(f"--out {out} is not empty and is not a run; choose another --out")
+    return cfg
+
+
+def _first_difference(a: dict, b: dict, prefix: str = "") -> str:
+    """Dotted key of the first difference between two nested dicts."""
+    for key in sorted(set(a) | set(b)):
+        if isinstance(a.get(key), dict) and isinstance(b.get(key), dict):
+            if a[key] != b[key]:
+                return _first_difference(a[key], b[key], f"{prefix}{key}.")
+        elif a.get(key) != b.get(key):
+            return f"{prefix}{key} ({a.get(key)!r} stored, {b.get(key)!r} given)"
+    return "?"
+
+
+def _start_run_dir(out: Path, cfg: RunConfig, provenance: dict, tokenizer_json: str) -> None:
+    """Create the run directory with config.json and tokenizer.json."""
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out / TOKENIZER, tokenizer_json.encode())
+    write_json(out / CONFIG, config_record(cfg, provenance))
+
+
+def _save_checkpoint(out: Path, model: GPT, optimizer: torch.optim.Optimizer, step: int) -> None:
+    """Write weights, Adam moments and the step into one safetensors file under state/."""
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    names = {id(p): n for n, p in model.named_parameters()}
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            for key, value in optimizer.state.get(p, {}).items():
+                tensors[f"{key}.{names[id(p)]}"] = value.reshape(-1) if key == "step" else value
+    tensors["train_step"] = torch.tensor([step])
+    save_tensors(out / STATE / CHECKPOINT, tensors)
+    log.info("checkpoint at step %d", step)
+
+
+def _load_checkpoint(out: Path, model: GPT, optimizer: torch.optim.Optimizer) -> int:
+    """Restore weights and Adam moments from state/; returns the next step."""
+    path = out / STATE / CHECKPOINT
+    tensors = load_tensors(path)
+    device = next(model.parameters()).device
+    try:
+        model.load_state_dict({k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")})
+        for name, p in model.named_parameters():
+            state = {key: tensors[f"{key}.{name}"].to(device) for key in ("exp_avg", "exp_avg_sq", "step")}
+            state["step"] = state["step"].reshape(()).float()
+            optimizer.state[p] = state
+        return int(tensors["train_step"].item())
+    except (KeyError, RuntimeError) as e:
+        raise UserError(f"{path}: checkpoint does not match the run's config ({e}); it cannot be resumed") from None
+
+
+def _truncate_metrics(path: Path, start: int) -> None:
+    """Drop metric rows past the step we restart from, so a resumed run logs each step once."""
+    if not path.exists():
+        return
+    rows = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= start]
+    atomic_write_bytes(path, "".join(r + "\n" for r in rows).encode())
+
+
+def _shards(corpus, tok, opts: TrainOptions, ddp: Dist) -> data.Shards:
+    """Token shards, built once by rank 0 while the other ranks wait."""
+    cache = opts.cache_dir or data.default_cache_dir()
+    if ddp.main:
+        shards = data.build_shards(corpus, tok, cache)
+    _barrier(ddp)
+    return shards if ddp.main else data.build_shards(corpus, tok, cache)
+
+
+@contextmanager
+def _sigint_flag() -> Iterator[Callable[[], bool]]:
+    """While active, Ctrl-C sets a flag the loop checks after each step instead of raising mid-step."""
+    hit = [False]
+
+    def handler(signum, frame) -> None:
+        hit[0] = True
+
+    try:
+        previous = signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread: leave Ctrl-C alone
+        yield lambda: False
+        return
+    try:
+        yield lambda: hit[0]
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _init_distributed(device: str) -> Dist:
+    """Join the torchrun process group if launched by torchrun (gloo on CPU, NCCL on CUDA)."""
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
+        return Dist()
+    world = int(os.environ["WORLD_SIZE"])
+    ddp = Dist(rank=int(os.environ["RANK"]), world=world, local_rank=int(os.environ.get("LOCAL_RANK", 0)))
+    if world > 1:
+        cuda = device != "cpu" and torch.cuda.is_available()
+        if cuda:
+            torch.cuda.set_device(ddp.local_rank)
+        dist.init_process_group("nccl" if cuda else "gloo")
+    return ddp
+
+
+def _device(name: str, ddp: Dist) -> torch.device:
+    """The torch device for --device auto|cpu|cuda."""
+    if name not in ("auto", "cpu", "cuda"):
+        raise UserError(f"--device {name!r}: use auto, cpu or cuda")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA device is available; use --device cpu")
+    cuda = name == "cuda" or (name == "auto" and torch.cuda.is_available())
+    return torch.device(f"cuda:{ddp.local_rank}") if cuda else torch.device("cpu")
+
+
+def _barrier(ddp: Dist) -> None:
+    """Wait for all ranks (no-op on one process)."""
+    if ddp.world > 1:
+        dist.barrier()
+
+
+def _any_rank(flag: bool, ddp: Dist, device: torch.device) -> bool:
+    """True if the flag is set on any rank, so all ranks stop at the same step."""
+    if ddp.world == 1:
+        return flag
+    t = torch.tensor(int(flag), device=device)
+    dist.all_reduce(t)
+    return bool(t.item())
+
+
+def _check_batch(cfg: RunConfig, world: int) -> None:
+    """The global batch must split evenly over ranks, and each rank's rows into micro-batches."""
+    per_rank, micro = divmod(cfg.train.batch_size, world)
+    if micro or per_rank % min(cfg.train.micro_batch, per_rank):
+        raise UserError(f"train.batch_size = {cfg.train.batch_size} does not split over {world} processes "
+                        f"in micro-batches of {cfg.train.micro_batch}; change train.batch_size or train.micro_batch")
+
+
+def run_training(config: str | None, out: Path | None, overrides: tuple[str, ...] | list[str] = (), *,
+                 resume: bool = False, device: str = "auto", quiet: bool = False) -> Path:
+    """Resolve the config (a name, a file, or the one stored in --out with --resume) and train."""
+    if config is None and not resume:
+        raise UserError("give --config NAME|FILE (or --resume --out DIR to continue a run)")
+    if config is None:
+        if out is None:
+            raise UserError("--resume needs --out DIR")
+        if overrides:
+            raise UserError("--set changes a config: give --config too (with --resume it must match the stored one)")
+        cfg, _ = read_config(out)
+    else:
+        cfg = load_config(config, overrides)
+    return train(cfg, TrainOptions(out=out or Path("runs") / cfg.name, resume=resume, device=device, quiet=quiet))
