@@ -24,7 +24,6 @@ import json
 import logging
 import os
 import sysconfig
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,7 @@ from tokenizers import Tokenizer
 
 from trainer.config import DataConfig
 from trainer.errors import UserError
+from trainer.fileio import atomic_write_bytes
 from trainer.tokenizer import eot_id, tokenizer_sha256
 
 log = logging.getLogger(__name__)
@@ -203,10 +203,10 @@ def build_shards(corpus: Corpus, tok: Tokenizer, cache_dir: Path) -> Shards:
             "tokenizer_sha256": tokenizer_sha256(tok), "dtype": "uint16"}
     for split in SPLITS:
         tokens = _encode_split(corpus, tok, split)
-        _atomic_write(folder / f"{split}.bin", tokens.tobytes())
+        atomic_write_bytes(folder / f"{split}.bin", tokens.tobytes())
         meta[f"{split}_tokens"] = int(tokens.size)
         meta[f"{split}_files"] = len(corpus.split_files(split))
-    _atomic_write(folder / "meta.json", (json.dumps(meta, sort_keys=True, indent=1) + "\n").encode())
+    atomic_write_bytes(folder / "meta.json", (json.dumps(meta, sort_keys=True, indent=1) + "\n").encode())
     log.info("built token shards %s: %d train, %d val tokens", folder, meta["train_tokens"], meta["val_tokens"])
     cached = _load_shards(folder)
     assert cached is not None, f"shards just written to {folder} do not load"
@@ -239,20 +239,6 @@ def _load_shards(folder: Path) -> dict[str, np.ndarray] | None:
         return out
     except (OSError, ValueError, KeyError, TypeError):
         return None
-
-
-def _atomic_write(path: Path, payload: bytes) -> None:
-    """Write a file via a temporary sibling and os.replace, so readers never see it half-written."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def sample_batch(tokens: np.ndarray, n_ctx: int, batch_size: int, seed: int, step: int) -> torch.Tensor:

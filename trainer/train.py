@@ -24,10 +24,8 @@ from trainer import data, sparsity
 from trainer.config import RunConfig, load_config, to_dict
 from trainer.errors import UserError
 from trainer.model import GPT
-from trainer.run import (
-    CONFIG, METRICS, MODEL, STATE, TOKENIZER, atomic_write_bytes, config_record, load_tensors,
-    read_config, save_tensors, write_json,
-)
+from trainer.fileio import atomic_write_bytes, write_json
+from trainer.run import CONFIG, METRICS, MODEL, STATE, TOKENIZER, config_record, load_tensors, read_config, save_tensors
 from trainer.tokenizer import load_tokenizer, tokenizer_sha256
 
 log = logging.getLogger(__name__)
