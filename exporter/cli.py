@@ -52,5 +52,63 @@ def train(config: str | None, out: Path | None, overrides: tuple[str, ...], resu
     click.echo(f"run written to {path}")
 
 
+@main.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--task", "tasks", multiple=True, default=["all"], show_default=True, help="Task name (repeatable) or 'all'.")
+@click.option("--target-loss", type=float, default=0.15, show_default=True, help="Task loss the circuit must reach.")
+@click.option("--jobs", type=click.IntRange(1), default=1, show_default=True, help="Tasks pruned in parallel processes.")
+@click.option("--mean-tokens", type=click.IntRange(1), default=1 << 20, show_default=True, help="Pretraining tokens behind the means.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@_user_errors
+def prune(run_dir: Path, tasks: tuple[str, ...], target_loss: float, jobs: int, mean_tokens: int, quiet: bool) -> None:
+    """Find each learned task's smallest circuit; write RUN_DIR/circuits/<task>.json."""
+    from trainer.jobs import job_config, prune_run, summary_table
+
+    cfg = job_config(target_loss=target_loss, jobs=jobs, mean_tokens=mean_tokens, quiet=quiet)
+    click.echo(summary_table(prune_run(run_dir, list(tasks), cfg), target_loss))
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(path_type=Path), required=False)
+@_user_errors
+def tasks(run_dir: Path | None) -> None:
+    """List the tasks; with RUN_DIR, the unpruned model's loss and accuracy on each."""
+    from trainer.jobs import job_config, list_tasks, summary_table
+
+    click.echo(summary_table(list_tasks(run_dir, job_config()), 0.15))
+
+
+@main.command()
+@click.argument("run_dirs", nargs=-1, type=click.Path(path_type=Path))
+@click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("site"), show_default=True, help="Site folder (replaced whole).")
+@click.option("--sample-tokens", type=click.IntRange(64), default=32768, show_default=True, help="Pretraining tokens behind the activation tables.")
+@click.option("--examples", type=click.IntRange(1, 64), default=8, show_default=True, help="Activation examples per node at each end.")
+@click.option("--no-onnx", is_flag=True, help="Skip the ONNX models (and their parity check).")
+@click.option("--standalone", is_flag=True, help="Also one self-contained HTML graph per circuit (needs circexport[d3graph]).")
+@click.option("--site-url", default="", help="URL the site will be published at, for permalinks and BibTeX.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@_user_errors
+def build(run_dirs: tuple[Path, ...], out: Path, sample_tokens: int, examples: int, no_onnx: bool, standalone: bool,
+          site_url: str, quiet: bool) -> None:
+    """Build the static circuit site of RUN_DIRs (default: the demo runs shipped in the package)."""
+    from exporter.build import BuildOptions, build as build_site
+    from exporter.tables import TableConfig
+
+    options = BuildOptions(tables=TableConfig(tokens=sample_tokens, examples=examples), onnx=not no_onnx,
+                           standalone=standalone, site_url=site_url, quiet=quiet)
+    click.echo(build_site(list(run_dirs), out, options).summary())
+
+
+@main.command()
+@click.argument("site_dir", type=click.Path(path_type=Path), default=Path("site"))
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@_user_errors
+def serve(site_dir: Path, port: int) -> None:
+    """Preview a built site over http on 127.0.0.1 (the site also opens from disk)."""
+    from exporter.serve import serve as serve_site
+
+    serve_site(site_dir, port)
+
+
 if __name__ == "__main__":
     main()

@@ -197,8 +197,8 @@ class GPT(nn.Module):
         if isinstance(module, nn.Linear):
             nn.init.zeros_(module.bias)
 
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        """Token ids [B, T] -> logits [B, T, vocab]."""
+    def forward(self, idx: torch.Tensor, last: torch.Tensor | None = None) -> torch.Tensor:
+        """Token ids [B, T] -> logits [B, T, vocab]; with `last` [B], only the logits at those positions [B, vocab]."""
         B, T = idx.size()
         if T > self.cfg.n_ctx:
             raise ValueError(f"sequence of {T} tokens is longer than the context of {self.cfg.n_ctx}")
@@ -208,7 +208,10 @@ class GPT(nn.Module):
         for block in self.blocks:
             x = block(x)
         x = self.final_resid(x)
-        logits = self.lm_head(self.ln_f(x))  # [B, T, vocab]
+        if last is not None:  # read out one position per row
+            rows = torch.arange(B, device=idx.device)
+            x, idx = x[rows, last], idx[rows, last]  # [B, d], [B]
+        logits = self.lm_head(self.ln_f(x))  # [B, T, vocab] or [B, vocab]
         if self.bigram is not None:
             logits = logits + self.bigram(idx)
         return logits
@@ -238,7 +241,7 @@ class GPT(nn.Module):
                 self.hook_points[name].fn = fn
 
     def run_with_cache(
-        self, idx: torch.Tensor, names: Sequence[str] | None = None
+        self, idx: torch.Tensor, names: Sequence[str] | None = None, last: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Forward pass that also returns the activations at the named hook points (all nodes by default)."""
         cache: dict[str, torch.Tensor] = {}
@@ -251,7 +254,7 @@ class GPT(nn.Module):
 
         names = self.node_locations() if names is None else names
         with self.hooks({name: saver(name) for name in names}):
-            logits = self(idx)
+            logits = self(idx, last)
         return logits, cache
 
 

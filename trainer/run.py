@@ -21,14 +21,14 @@ FORMAT_VERSION = 1
 CONFIG, MODEL, TOKENIZER, METRICS, STATE = "config.json", "model.safetensors", "tokenizer.json", "metrics.jsonl", "state"
 
 
-def save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
-    """Atomically write tensors as safetensors (no pickle), contiguous and on CPU."""
+def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+    """Atomically write tensors as safetensors (no pickle), contiguous and on CPU, with string metadata."""
     flat = {k: v.detach().to("cpu").contiguous() for k, v in sorted(tensors.items())}
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        save_file(flat, tmp, metadata={"format_version": str(FORMAT_VERSION)})
+        save_file(flat, tmp, metadata={"format_version": str(FORMAT_VERSION), **(metadata or {})})
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -6,6 +6,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from trainer.config import SparsityConfig
@@ -133,19 +134,92 @@ def anneal_progress(step: int, total_steps: int, start_frac: float, end_frac: fl
 def apply_topk_(params: Mapping[str, torch.Tensor], ks: Mapping[str, int], min_per_row: int) -> None:
     """In place, keep exactly ks[name] entries of largest |w| per tensor; each row's top min_per_row always kept."""
     for name, k in ks.items():
-        _topk_one_(params[name], k, min_per_row)
+        w = params[name]
+        if k >= w.numel():
+            continue  # dense phase: nothing to drop
+        r = min(min_per_row, w.shape[1]) if w.ndim == 2 else 0
+        assert k >= w.shape[0] * r, "k below the row-protection floor (plan_sparsity prevents this)"
+        if w.device.type == "cpu":
+            _topk_cpu_(w, k, r)
+        else:
+            _topk_torch_(w, k, r)
 
 
-def _topk_one_(w: torch.Tensor, k: int, min_per_row: int) -> None:
-    """Keep exactly k entries of w by |w|, protecting the top-r of each row of a 2-D w; zero the rest."""
+def _topk_cpu_(w: torch.Tensor, k: int, r: int) -> None:
+    """Top-k by thresholds: numpy's introselect is several times faster than torch.topk on CPU."""
+    a = w.detach().abs().float().numpy()  # [rows, cols] or [n]; a fresh copy of |w|
+    if _keeps_every_nonzero(a, k, r):
+        return  # e.g. already sparse: every choice of the k keeps all nonzeros
+    keep = _protected_topk_mask(a, k, r) if r > 0 else _topk_mask(a.reshape(-1), k)  # bool, a's shape or [n]
+    w.mul_(torch.from_numpy(keep.view(np.uint8)).view(w.shape))  # uint8 multiplies faster than bool; -0.0 where w < 0
+
+
+def _keeps_every_nonzero(a: np.ndarray, k: int, r: int) -> bool:
+    """True when k covers every nonzero plus the exact zeros that protection keeps in rows with < r nonzeros."""
+    nonzero = a != 0  # a's shape; counting a bool array is branch-free, so fast at any density
+    total = np.count_nonzero(nonzero)
+    if total > k or r == 0:
+        return total <= k
+    per_row = np.count_nonzero(nonzero, axis=1)  # [rows]
+    return total + int(np.maximum(r - per_row, 0).sum()) <= k
+
+
+def _protected_topk_mask(a: np.ndarray, k: int, r: int) -> np.ndarray:
+    """Bool mask of exactly k entries of a [rows, cols]: each row's top r, then the largest of the rest."""
+    rows, cols = a.shape
+    part = np.partition(a, cols - r, axis=1)  # [rows, cols]; each row's r largest last
+    threshold = part[:, cols - r:cols - r + 1]  # [rows, 1]; each row's r-th largest
+    m = k - rows * r  # entries kept beyond the protected ones
+    if m > 0:
+        rest = part[:, :cols - r].reshape(-1)  # [rows * (cols - r)] unprotected values (exact even with row ties)
+        rest.partition(rest.size - m)
+        threshold = np.minimum(threshold, rest[rest.size - m])  # keep a row's top r or the m largest of the rest
+    keep = a >= threshold  # [rows, cols]; exactly k unless some values tie
+    if np.count_nonzero(keep) == k:
+        return keep  # no ties, or only ties kept whole: then this is the one exact answer
+    return _settle_ties(a, k, r)
+
+
+def _settle_ties(a: np.ndarray, k: int, r: int) -> np.ndarray:
+    """Exact protected top-k mask of a [rows, cols] whose ties are broken toward lower indices (row-major)."""
+    score = np.where(_row_top_mask(a, r), np.float32(np.inf), a)  # [rows, cols]; protected entries outrank all
+    return _topk_mask(score.reshape(-1), k)  # [n]
+
+
+def _row_top_mask(a: np.ndarray, r: int) -> np.ndarray:
+    """Bool mask of exactly r entries per row of largest a; among entries tied at the r-th value, lowest columns."""
+    cols = a.shape[1]
+    threshold = np.partition(a, cols - r, axis=1)[:, cols - r:cols - r + 1]  # [rows, 1], each row's r-th largest
+    mask = a >= threshold  # [rows, cols]; at least r per row
+    if np.count_nonzero(mask) != mask.shape[0] * r:  # some rows tie at their threshold
+        rows = np.flatnonzero(np.count_nonzero(mask, axis=1) != r)  # [m]
+        order = np.argsort(-a[rows], axis=1, kind="stable")[:, :r]  # [m, r]; stable: ties by column
+        fixed = np.zeros((len(rows), cols), dtype=bool)  # [m, cols]
+        np.put_along_axis(fixed, order, True, axis=1)
+        mask[rows] = fixed
+    return mask
+
+
+def _topk_mask(score: np.ndarray, k: int) -> np.ndarray:
+    """Bool mask of exactly k entries of largest score (1-D); among entries tied at the k-th value, lowest indices."""
+    n = score.size
+    if k == 0:
+        return np.zeros(n, dtype=bool)
+    threshold = np.partition(score, n - k)[n - k]  # the k-th largest
+    keep = score >= threshold  # [n]; at least k
+    extra = int(np.count_nonzero(keep)) - k
+    if extra > 0:  # ties at the threshold: drop the last `extra` of them
+        tied = np.flatnonzero(score == threshold)
+        keep[tied[len(tied) - extra:]] = False
+    return keep
+
+
+def _topk_torch_(w: torch.Tensor, k: int, r: int) -> None:
+    """Keep exactly k entries of w by |w| with torch.topk (fast on GPUs), protecting the top-r of each row."""
     n = w.numel()
-    if k >= n:
-        return
     flat = w.view(-1)  # [n]; parameters are contiguous
     score = w.detach().abs()  # [rows, cols] or [n]
-    r = min(min_per_row, w.shape[1]) if w.ndim == 2 else 0
     if r > 0:
-        assert k >= w.shape[0] * r, "k below the row-protection floor (plan_sparsity prevents this)"
         protected = score.topk(r, dim=1, sorted=False).indices  # [rows, r]
         score.scatter_(1, protected, math.inf)
     score = score.view(-1)  # [n]

@@ -300,21 +300,22 @@ def _shards(corpus, tok, opts: TrainOptions, ddp: Dist) -> data.Shards:
 
 @contextmanager
 def _sigint_flag() -> Iterator[Callable[[], bool]]:
-    """While active, Ctrl-C sets a flag the loop checks after each step instead of raising mid-step."""
+    """While active, Ctrl-C (or SIGTERM) sets a flag the loop checks after each step instead of raising mid-step."""
     hit = [False]
 
     def handler(signum, frame) -> None:
         hit[0] = True
 
     try:
-        previous = signal.signal(signal.SIGINT, handler)
-    except ValueError:  # not the main thread: leave Ctrl-C alone
+        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread: leave the signals alone
         yield lambda: False
         return
     try:
         yield lambda: hit[0]
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def _init_distributed(device: str) -> Dist:

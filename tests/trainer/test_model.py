@@ -180,3 +180,13 @@ def test_attention_sink_takes_probability_mass():
 def test_context_length_is_enforced():
     with pytest.raises(ValueError, match="longer than the context of 16"):
         make()(torch.zeros(1, 17, dtype=torch.long))
+
+
+def test_last_position_readout_equals_full_logits():
+    cfg = ModelConfig(vocab_size=64, n_layer=2, d_model=32, n_ctx=16, bigram=True)
+    model = make(cfg)
+    with torch.no_grad():
+        model.bigram.weight.normal_()
+    idx = tokens(cfg)
+    last = torch.tensor([9, 0, 4])
+    torch.testing.assert_close(model(idx, last), model(idx)[torch.arange(3), last])

@@ -10,6 +10,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from trainer.config import SparsityConfig
+from trainer import sparsity
 from trainer.errors import UserError
 from trainer.sparsity import (
     anneal_progress,
@@ -199,6 +200,83 @@ def test_topk_exact_with_ties_and_zeros(k: int) -> None:
     z = {"b": zeros}
     apply_topk_(z, {"b": k}, min_per_row=0)
     assert count_nonzero(z) == {"b": min(k, 128)}
+
+
+def reference_topk(w: torch.Tensor, k: int, r: int) -> torch.Tensor:
+    """w masked to the exact answer by full stable sorts: each row's top r, then the k largest; ties to lower index."""
+    score = w.abs()  # [rows, cols] or [n]
+    if r > 0:
+        protected = torch.argsort(-score, dim=1, stable=True)[:, :r]  # [rows, r]
+        score = score.scatter(1, protected, math.inf)
+    keep = torch.zeros(w.numel(), dtype=torch.bool)
+    keep[torch.argsort(-score.reshape(-1), stable=True)[:k]] = True
+    return w * keep.view(w.shape)
+
+
+def assert_exact_topk(before: torch.Tensor, after: torch.Tensor, k: int, r: int) -> None:
+    """after keeps k entries of before, each row's top r by |w|, and no dropped |w| above a kept unprotected one."""
+    assert torch.equal(after, reference_topk(before, k, r))
+    kept = after != 0
+    assert int(kept.sum()) == min(k, int((before != 0).sum()))
+    if r > 0:
+        row_r = before.abs().topk(r, dim=1).values[:, -1:]  # [rows, 1]; each row's r-th largest |w|
+        assert bool(((before.abs() > row_r) <= kept).all())  # strictly above a row's r-th largest: always kept
+        assert bool(((kept & (before.abs() >= row_r)).sum(dim=1) >= torch.clamp((before != 0).sum(dim=1), max=r)).all())
+        free = kept & (before.abs() < row_r)  # kept beyond protection
+    else:
+        free = kept
+    if bool(free.any()) and bool((~kept).any()):
+        assert before.abs()[free].min() >= before.abs()[~kept].max()
+
+
+@pytest.mark.parametrize("shape, r", [((16, 16), 0), ((16, 16), 1), ((16, 16), 4), ((7, 33), 3), ((50,), 4)])
+@pytest.mark.parametrize("levels", [3, 1000])
+def test_topk_matches_sorting_reference_with_heavy_ties(shape: tuple[int, ...], r: int, levels: int) -> None:
+    gen = torch.Generator().manual_seed(levels + sum(shape) + r)
+    n = math.prod(shape)
+    rr = r if len(shape) == 2 else 0  # 1-D: no row protection
+    floor = shape[0] * rr
+    for trial in range(12):
+        mags = torch.randint(0 if trial % 2 else 1, levels + 1, shape, generator=gen).float()  # odd: exact zeros
+        w = mags * (torch.randint(0, 2, shape, generator=gen) * 2.0 - 1.0)  # few distinct |w| when levels = 3
+        for k in sorted({floor, floor + 1, (floor + n) // 2, n - 1, max(floor, n // 16)}):
+            out = {"w": w.clone()}
+            apply_topk_(out, {"w": k}, min_per_row=r)
+            assert_exact_topk(w, out["w"], k, rr)
+
+
+def test_ties_at_a_row_threshold_keep_exactly_r_lowest_columns() -> None:
+    w = torch.tensor([[0.5] * 8, [9.0, 8.0, 7.0, 6.0, 5.0, 4.0, 3.0, 2.0], [1.0, 2.0, 2.0, 2.0, 2.0, 0.0, 0.0, 3.0]])
+    out = {"w": w.clone()}
+    apply_topk_(out, {"w": 9}, min_per_row=2)  # 3 rows x 2 protected + the 3 largest of the rest
+    assert out["w"].tolist() == [
+        [0.5, 0.5, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],  # all tied: the two lowest columns
+        [9.0, 8.0, 7.0, 6.0, 5.0, 0.0, 0.0, 0.0],  # 9, 8 protected; 7, 6, 5 fill the budget
+        [0.0, 2.0, 0.0, 0.0, 0.0, 0.0, 0.0, 3.0],  # 3 and one of the tied 2s (lowest column)
+    ]
+    flat = {"b": torch.tensor([1.0, -2.0, 2.0, 3.0, -2.0, 0.5])}
+    apply_topk_(flat, {"b": 3}, min_per_row=0)  # 3 then two of the three tied 2s, lowest indices first
+    assert flat["b"].tolist() == [0.0, -2.0, 2.0, 3.0, 0.0, 0.0]
+
+
+def test_protected_zeros_cost_budget_and_sparse_input_is_unchanged() -> None:
+    w = torch.tensor([[5.0, 4.0, 3.0, 0.0], [0.0, 0.0, 0.0, 1.0]])  # 4 nonzeros, k = 4, r = 2
+    out = {"w": w.clone()}
+    apply_topk_(out, {"w": 4}, min_per_row=2)  # row 1 protects 1.0 and a zero: only 5, 4 fit in row 0
+    assert out["w"].tolist() == [[5.0, 4.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]]
+    again = {"w": out["w"].clone()}
+    apply_topk_(again, {"w": 4}, min_per_row=2)  # already sparse: nothing changes
+    assert torch.equal(again["w"], out["w"])
+
+
+def test_torch_topk_path_agrees_without_ties() -> None:
+    torch.manual_seed(3)
+    for shape, k, r in [((64, 48), 200, 2), ((64, 48), 2000, 4), ((300,), 17, 4)]:
+        w = torch.randn(shape)
+        cpu, gpu_path = {"w": w.clone()}, w.clone()
+        apply_topk_(cpu, {"w": k}, min_per_row=r)
+        sparsity._topk_torch_(gpu_path, k, r if len(shape) == 2 else 0)  # the path used on non-CPU devices
+        assert torch.equal(cpu["w"], gpu_path)
 
 
 # ---------------------------------------------------------------- a training loop

@@ -1,0 +1,113 @@
+"""A circuit's structure (weight edges, unembedding edges, residual links, q-k pairs) and its JSON file."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from trainer.errors import UserError
+from trainer.fileio import dump_json, file_sha256, read_json
+from trainer.masks import Kept, node_id
+from trainer.model import GPT
+from trainer.run import MODEL
+
+CIRCUIT_FORMAT = 1
+READS = ("attn.act_in", "mlp.act_in")
+WRITES = ("attn.resid_delta", "mlp.resid_delta")
+
+
+def weight_edges(model: GPT, kept: Kept) -> list[dict[str, Any]]:
+    """Nonzero weights between kept nodes in c_attn, attn c_proj, mlp c_fc and mlp c_proj."""
+    d = model.cfg.d_model
+    edges = []
+    for L, block in enumerate(model.blocks):
+        qkv = block.attn.c_attn.weight.detach()  # [3d, d]: rows q, then k, then v
+        for part, name in enumerate(("q", "k", "v")):
+            edges += _edges(qkv[part * d:(part + 1) * d], kept, f"{L}.attn.act_in", f"{L}.attn.{name}")
+        edges += _edges(block.attn.c_proj.weight.detach(), kept, f"{L}.attn.v", f"{L}.attn.resid_delta")
+        edges += _edges(block.mlp.c_fc.weight.detach(), kept, f"{L}.mlp.act_in", f"{L}.mlp.post_act")
+        edges += _edges(block.mlp.c_proj.weight.detach(), kept, f"{L}.mlp.post_act", f"{L}.mlp.resid_delta")
+    return edges
+
+
+def _edges(weight: torch.Tensor, kept: Kept, src: str, dst: str) -> list[dict[str, Any]]:
+    """Edges src:i -> dst:j for every nonzero weight[j, i] with both ends kept."""
+    sub = weight * kept[dst].unsqueeze(1) * kept[src].unsqueeze(0)  # [out, in]
+    return [{"src": node_id(src, int(i)), "dst": node_id(dst, int(j)), "weight": float(weight[j, i])}
+            for j, i in sub.nonzero().tolist()]
+
+
+def unembed_edges(model: GPT, kept: Kept, tokens: Iterable[int], vocab: dict[int, str] | None = None) -> list[dict[str, Any]]:
+    """Nonzero paths final_resid:c -> answer token t (lm_head weight times the final norm gain)."""
+    w = model.lm_head.weight.detach() * model.ln_f.weight.detach()  # [vocab, d]
+    out = []
+    for t in sorted(set(tokens)):
+        for c in (w[t] * kept["final_resid"]).nonzero().flatten().tolist():
+            out.append({"src": node_id("final_resid", c), "token": t, "weight": float(w[t, c]),
+                        **({"text": vocab[t]} if vocab else {})})
+    return out
+
+
+def resid_links(model: GPT, kept: Kept) -> list[dict[str, Any]]:
+    """A kept residual write and a later kept read of the same channel."""
+    n = model.cfg.n_layer
+    writes = [(L * 2 + part, f"{L}.{w}") for L in range(n) for part, w in enumerate(WRITES)]
+    reads = [(L * 2 + part, f"{L}.{r}") for L in range(n) for part, r in enumerate(READS)] + [(2 * n, "final_resid")]
+    links = []
+    for w_pos, w_loc in writes:
+        for r_pos, r_loc in reads:
+            if r_pos > w_pos:
+                for c in (kept[w_loc] & kept[r_loc]).nonzero().flatten().tolist():
+                    links.append({"src": node_id(w_loc, c), "dst": node_id(r_loc, c)})
+    return links
+
+
+def qk_pairs(model: GPT, kept: Kept) -> list[dict[str, Any]]:
+    """Kept q and k channels with the same index: they meet in one head's attention score."""
+    out = []
+    for L in range(model.cfg.n_layer):
+        for c in (kept[f"{L}.attn.q"] & kept[f"{L}.attn.k"]).nonzero().flatten().tolist():
+            out.append({"q": node_id(f"{L}.attn.q", c), "k": node_id(f"{L}.attn.k", c), "head": c // model.cfg.d_head})
+    return out
+
+
+def counts(kept: Kept, edges: list, unembed: list, links: list, pairs: list) -> dict[str, Any]:
+    """The headline numbers of a circuit."""
+    by_loc = {loc: int(k.sum()) for loc, k in kept.items() if k.any()}
+    return {"nodes": sum(by_loc.values()), "edges": len(edges), "unembed_edges": len(unembed),
+            "resid_links": len(links), "qk_pairs": len(pairs), "nodes_by_location": by_loc}
+
+
+def rounded(obj: Any, digits: int = 6) -> Any:
+    """Floats rounded to `digits` significant digits, recursively (for byte-identical files)."""
+    if isinstance(obj, float):
+        return 0.0 if obj == 0 or not math.isfinite(obj) else float(f"{obj:.{digits}g}")
+    if isinstance(obj, dict):
+        return {k: rounded(v, digits) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [rounded(v, digits) for v in obj]
+    return obj
+
+
+def circuit_text(record: dict[str, Any]) -> str:
+    """The canonical text of a circuit file."""
+    return dump_json(rounded({**record, "format_version": CIRCUIT_FORMAT}))
+
+
+def read_circuit(path: Path, run_dir: Path) -> dict[str, Any]:
+    """Read a circuit file and check it belongs to the run's current model."""
+    record = read_json(path)
+    if not isinstance(record, dict) or record.get("format_version") != CIRCUIT_FORMAT:
+        raise UserError(f"{path}: not a circuit file of format_version {CIRCUIT_FORMAT}; re-run circexport prune")
+    for key in ("model", "task", "nodes", "metrics", "counts"):
+        if key not in record:
+            raise UserError(f"{path}: field {key!r} is missing; re-run circexport prune")
+    sha = file_sha256(run_dir / MODEL)
+    if record["model"].get("sha256") != sha:
+        raise UserError(f"{path}: pruned from a different model (sha256 {str(record['model'].get('sha256'))[:12]}…, "
+                        f"the run's model.safetensors is {sha[:12]}…); re-run circexport prune")
+    return record

@@ -1,0 +1,157 @@
+"""Pruning a whole run: which tasks it has learned, one pruning job per task (in parallel), circuit files."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from trainer.circuit import circuit_text, read_circuit
+from trainer.errors import UserError
+from trainer.fileio import atomic_write_bytes, file_sha256, read_json, write_json
+from trainer.means import means_for_run
+from trainer.prune import Evaluator, PruneConfig, Splits, prune_task
+from trainer.run import MODEL, TOKENIZER, Run, load_run
+from trainer.tasks import TASKS, Task, encode_pairs, get_task, pair_accuracy
+from trainer.tokenizer import load_tokenizer
+
+log = logging.getLogger(__name__)
+CIRCUITS = "circuits"
+TASKS_FILE = "tasks.json"
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    """What a pruning command does around the pruner itself."""
+
+    prune: PruneConfig = field(default_factory=PruneConfig)
+    train_pairs: int = 512
+    eval_pairs: int = 128
+    test_pairs: int = 256
+    mean_tokens: int = 1 << 20  # tokens of pretraining text behind the mean activations
+    jobs: int = 1
+    quiet: bool = False
+
+
+def resolve_tasks(names: list[str] | str) -> list[Task]:
+    """Task objects for `all` or a list of names (UserError on an unknown name)."""
+    if names == "all" or names == ["all"]:
+        return list(TASKS.values())
+    return [get_task(n) for n in ([names] if isinstance(names, str) else names)]
+
+
+def task_splits(task: Task, run: Run, cfg: JobConfig) -> Splits:
+    """The task's train/eval/test pairs encoded with the run's tokenizer."""
+    tok = load_tokenizer(str(run.path / TOKENIZER))
+    n_ctx = run.cfg.model.n_ctx
+    seed = cfg.prune.seed
+    return Splits(*(encode_pairs(task.pairs(split, n, seed), tok, n_ctx)
+                    for split, n in (("train", cfg.train_pairs), ("eval", cfg.eval_pairs), ("test", cfg.test_pairs))))
+
+
+def evaluate_task(run: Run, task: Task, splits: Splits, target: float) -> dict[str, Any]:
+    """The unpruned model's loss and accuracy on the task's test split, and whether it has learned it."""
+    test = Evaluator(run.model, {}, splits.test)
+    loss = test.loss()
+    return {"task": task.name, "loss": loss, "accuracy": pair_accuracy(test.logits(), splits.test), "learned": loss <= target}
+
+
+def prune_run(run_dir: Path, names: list[str] | str, cfg: JobConfig) -> list[dict[str, Any]]:
+    """Prune every named task the run has learned; write circuits/<task>.json; return one summary row per task."""
+    run = load_run(run_dir)
+    tasks = resolve_tasks(names)
+    means_for_run(run, cfg.mean_tokens, quiet=cfg.quiet)  # computed once, before the jobs fan out
+    args = [(str(run_dir), t.name, cfg) for t in tasks]
+    if cfg.jobs > 1 and len(tasks) > 1:
+        with multiprocessing.get_context("spawn").Pool(min(cfg.jobs, len(tasks))) as pool:
+            rows = pool.starmap(_prune_one, args)
+    else:
+        rows = [_prune_one(*a) for a in args]
+    _write_task_table(run_dir, rows)
+    return rows
+
+
+def _prune_one(run_dir: str, name: str, cfg: JobConfig) -> dict[str, Any]:
+    """One task: check it is learned, prune, write the circuit file; returns its summary row."""
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, cfg.jobs)))
+    run, task = load_run(run_dir), get_task(name)
+    splits = task_splits(task, run, cfg)
+    row = evaluate_task(run, task, splits, cfg.prune.target_loss)
+    if not row["learned"]:
+        return row
+    means = means_for_run(run, cfg.mean_tokens)
+    record = prune_task(run.model, means, splits, cfg.prune)
+    record.update({
+        "model": {"run": run.cfg.name, "sha256": file_sha256(run.path / MODEL)},
+        "task": {"name": task.name, "description": task.description, "target": task.target,
+                 "alternative": task.alternative, "target_loss": cfg.prune.target_loss},
+        "ablation": {"kind": "mean", "tokens": cfg.mean_tokens},
+        "splits": {"train_pairs": cfg.train_pairs, "eval_pairs": cfg.eval_pairs, "test_pairs": cfg.test_pairs},
+    })
+    path = run.path / CIRCUITS / f"{task.name}.json"
+    atomic_write_bytes(path, circuit_text(record).encode())
+    m = record["metrics"]
+    return {**row, "nodes": record["counts"]["nodes"], "edges": record["counts"]["edges"],
+            "meets_target": record["prune"]["meets_target"], "loss_circuit": m["loss_circuit"],
+            "loss_inverse": m["loss_inverse"], "loss_random": m["loss_random_mean"],
+            "seconds": record["prune"]["seconds"]}
+
+
+def _write_task_table(run_dir: Path, rows: list[dict[str, Any]]) -> None:
+    """Merge this command's rows into <run>/tasks.json (the unpruned model's loss per task)."""
+    path = run_dir / TASKS_FILE
+    table = {}
+    if path.is_file():
+        table = read_json(path).get("tasks", {})
+    for r in rows:
+        table[r["task"]] = {k: r[k] for k in ("loss", "accuracy", "learned")}
+    write_json(path, {"format_version": 1, "model_sha256": file_sha256(run_dir / MODEL), "tasks": dict(sorted(table.items()))})
+
+
+def list_tasks(run_dir: Path | None, cfg: JobConfig) -> list[dict[str, Any]]:
+    """Every task; with a run, the unpruned model's loss and accuracy and any existing circuit's size."""
+    if run_dir is None:
+        return [{"task": t.name, "target": t.target, "alternative": t.alternative, "description": t.description}
+                for t in TASKS.values()]
+    run = load_run(run_dir)
+    rows = []
+    for task in TASKS.values():
+        row = evaluate_task(run, task, task_splits(task, run, cfg), cfg.prune.target_loss)
+        path = run.path / CIRCUITS / f"{task.name}.json"
+        if path.is_file():
+            circuit = read_circuit(path, run.path)
+            row.update(nodes=circuit["counts"]["nodes"], edges=circuit["counts"]["edges"])
+        rows.append(row)
+    return rows
+
+
+def job_config(**kw: Any) -> JobConfig:
+    """A JobConfig from CLI options (target_loss goes into the prune config)."""
+    target = kw.pop("target_loss", PruneConfig.target_loss)
+    if not target > 0:
+        raise UserError(f"--target-loss {target}: must be > 0")
+    return JobConfig(prune=PruneConfig(target_loss=target), **kw)
+
+
+
+def summary_table(rows: list[dict[str, Any]], target: float) -> str:
+    """A plain-text table: task, learned?, nodes, edges, losses (circuit / inverse / random)."""
+    if rows and "loss" not in rows[0]:
+        width = max(len(r["task"]) for r in rows)
+        return "\n".join(f"{r['task']:<{width}}  {r['target']!r} vs {r['alternative']!r}: {r['description']}" for r in rows)
+    header = f"{'task':<28}{'learned':>8}{'loss':>8}{'acc':>6}{'nodes':>7}{'edges':>7}{'circuit':>9}{'inverse':>9}{'random':>8}"
+    lines = [header]
+    for r in rows:
+        learned = "yes" if r["learned"] else "no"
+        cells = [f"{r.get('nodes', '-'):>7}", f"{r.get('edges', '-'):>7}"]
+        cells += [f"{r[k]:>9.3f}" if k in r else f"{'-':>9}" for k in ("loss_circuit", "loss_inverse")]
+        cells += [f"{r['loss_random']:>8.3f}" if "loss_random" in r else f"{'-':>8}"]
+        lines.append(f"{r['task']:<28}{learned:>8}{r['loss']:>8.3f}{r['accuracy']:>6.2f}" + "".join(cells))
+    n_learned = sum(r["learned"] for r in rows)
+    lines.append(f"{n_learned} of {len(rows)} tasks learned (unpruned loss <= {target}); not learned: skipped")
+    return "\n".join(lines)
