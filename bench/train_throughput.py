@@ -16,6 +16,7 @@ import torch
 
 from trainer import sparsity
 from trainer.config import RunConfig, load_config
+from trainer.cputune import keep_freed_memory
 from trainer.model import GPT
 from trainer.train import Dist, forward_backward, make_optimizer
 
@@ -71,7 +72,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast for all variants")
+    ap.add_argument("--glibc-defaults", action="store_true", help="skip the trainer's malloc tuning (trainer.cputune)")
     args = ap.parse_args()
+    tuned = not args.glibc_defaults and keep_freed_memory()
     base = load_config(args.config)
     m = base.model
     dense = replace(base, model=replace(m, afrac=1.0), sparsity=replace(base.sparsity, enabled=False))
@@ -91,7 +94,7 @@ def main() -> None:
     fpt = flops_per_token(base)
     dense_t = statistics.median(variants[0].times)
     print(f"config {args.config}: {m.n_layer} layers, d_model {m.d_model}, {tokens} tokens/step, "
-          f"{'bf16' if args.bf16 else 'fp32'}, {torch.get_num_threads()} threads; matmul peak {peak / 1e9:.0f} GFLOP/s")
+          f"{'bf16' if args.bf16 else 'fp32'}, {torch.get_num_threads()} threads, malloc {'tuned' if tuned else 'glibc defaults'}; matmul peak {peak / 1e9:.0f} GFLOP/s")
     print(f"{'variant':<26}{'step s':>9}{'tokens/s':>11}{'x dense time':>14}{'MFU':>8}")
     for v in variants:
         t = statistics.median(v.times)

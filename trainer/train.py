@@ -22,6 +22,7 @@ from tqdm import tqdm
 import trainer
 from trainer import data, sparsity
 from trainer.config import RunConfig, load_config, to_dict
+from trainer.cputune import keep_freed_memory
 from trainer.errors import UserError
 from trainer.model import GPT
 from trainer.fileio import atomic_write_bytes, write_json
@@ -66,6 +67,8 @@ def train(cfg: RunConfig, opts: TrainOptions, on_step: Callable[[int], None] | N
     ddp = _init_distributed(opts.device)
     try:
         device = _device(opts.device, ddp)
+        if device.type == "cpu":
+            keep_freed_memory()
         cfg = _check_out_dir(cfg, opts)
         _check_batch(cfg, ddp.world)
         tok = load_tokenizer(cfg.data.tokenizer)
