@@ -40,14 +40,14 @@ def abs_topk(x: torch.Tensor, k: int) -> torch.Tensor:
     """Keep the k entries of largest |x| along the last dim, zero the rest (AbsTopK)."""
     if k >= x.shape[-1]:
         return x
-    return x * topk_mask(x.detach(), k).to(x.dtype)  # gradient flows through the kept entries only
+    return x * topk_mask(x.detach(), k)  # gradient flows through the kept entries only
 
 
 def topk_mask(x: torch.Tensor, k: int) -> torch.Tensor:
-    """Bool mask of the k entries of largest |x| along the last dim, exactly k per row."""
+    """0/1 mask in x's dtype of the k entries of largest |x| along the last dim, exactly k per row."""
     if x.device.type != "cpu" or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
         idx = x.abs().topk(k, dim=-1, sorted=False).indices  # [..., k]
-        return torch.zeros(x.shape, dtype=torch.bool, device=x.device).scatter_(-1, idx, True)
+        return torch.zeros_like(x).scatter_(-1, idx, 1.0)
     # On CPU numpy's introselect finds the k-th largest |x| several times faster than torch.topk.
     a = np.abs(x.float().numpy())  # [..., d]
     d = a.shape[-1]
@@ -56,7 +56,7 @@ def topk_mask(x: torch.Tensor, k: int) -> torch.Tensor:
         ties = torch.from_numpy(keep.sum(-1) != k)  # [...]
         idx = x[ties].abs().topk(k, dim=-1, sorted=False).indices  # [n_ties, k]
         keep[ties.numpy()] = torch.zeros(idx.shape[0], d, dtype=torch.bool).scatter_(-1, idx, True).numpy()
-    return torch.from_numpy(keep)
+    return torch.from_numpy(keep).to(x.dtype)
 
 
 class Sparsify(nn.Module):

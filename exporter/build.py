@@ -1,0 +1,139 @@
+"""`circexport build`: read and validate every run and circuit, compute activation tables and ONNX models, render
+the site into a temporary folder, then swap it in, so a failed build leaves the previous site untouched."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from exporter import pages
+from exporter.inputs import RunInput, demo_runs, read_runs
+from exporter.render import ASSETS, SiteWriter, template_dir
+from exporter.tables import TableConfig, sample_windows, task_sample
+from trainer.errors import UserError
+
+MANIFEST = "manifest.json"
+MANIFEST_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """What `circexport build` does beyond reading its inputs."""
+
+    tables: TableConfig = field(default_factory=TableConfig)
+    onnx: bool = True  # export every model and circuit to ONNX and check it against PyTorch
+    standalone: bool = False  # also one self-contained d3graph HTML file per circuit (extra circexport[d3graph])
+    site_url: str = ""  # absolute URL the site will live at, for permalinks and BibTeX (else taken from the page)
+    cache_dir: Path | None = None  # token shard cache (default $CIRCEXPORT_CACHE or ~/.cache/circexport)
+    quiet: bool = False
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    """What a build wrote."""
+
+    out: Path
+    models: int
+    circuits: int
+    node_pages: int
+    files: int
+    bytes: int
+    seconds: float
+
+    def summary(self) -> str:
+        """The final line of `circexport build`."""
+        return (f"built {self.out}: {self.models} models, {self.circuits} circuits, {self.node_pages} node pages; "
+                f"{self.files} files, {self.bytes / 1e6:.1f} MB in {self.seconds:.1f} s")
+
+
+def build(run_dirs: list[Path], out: Path, options: BuildOptions = BuildOptions()) -> BuildReport:
+    """Build the static site of the given runs (the shipped demo runs when none) into `out`."""
+    t0 = time.perf_counter()
+    runs = read_runs(list(run_dirs) or demo_runs())  # every input read and validated before any write
+    template_dir()
+    samples = [prepare(r, options) for r in runs]
+    out = Path(out)
+    check_output(out)
+    steps = sum(2 + len(r.circuits) for r in runs) + 1
+    with tqdm(total=steps, desc="build", unit="step", disable=options.quiet) as bar, staging(out) as tmp:
+        site = SiteWriter(tmp)
+        summaries = [pages.write_model(site, r, s, options, bar) for r, s in zip(runs, samples)]
+        pages.write_home(site, summaries)
+        site.copy_assets()
+        site.write(".nojekyll", b"")
+        write_manifest(tmp, runs)
+        bar.update(1)
+        files = sorted(p for p in tmp.rglob("*") if p.is_file())
+        n_bytes = sum(p.stat().st_size for p in files)
+    return BuildReport(out=out, models=len(runs), circuits=sum(len(r.circuits) for r in runs),
+                       node_pages=sum(len(c.record["nodes"]) for r in runs for c in r.circuits),
+                       files=len(files), bytes=n_bytes, seconds=time.perf_counter() - t0)
+
+
+def prepare(run: RunInput, options: BuildOptions) -> pages.Samples:
+    """Read the text each run's tables are computed on: corpus windows and each circuit's task pairs."""
+    windows = sample_windows(run, options.tables, options.cache_dir)
+    tasks = {c.slug: task_sample(run, c, options.tables.task_pairs) for c in run.circuits}
+    return pages.Samples(windows=windows, tasks=tasks)
+
+
+def check_output(out: Path) -> None:
+    """The output must be a new or empty folder, or a site an earlier build wrote (it is replaced whole)."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"output {out} is a file, not a folder; choose another -o")
+    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
+        raise UserError(f"output {out} is a non-empty folder that is not a circexport site (no {MANIFEST}); "
+                        "choose a new or empty folder, since a build replaces the whole folder")
+
+
+@contextlib.contextmanager
+def staging(out: Path) -> Iterator[Path]:
+    """A temporary folder next to `out` that replaces it when the block succeeds and is deleted when it fails."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
+    except OSError as e:
+        raise UserError(f"cannot write the site to {out}: {e.strerror or e}; choose another -o") from None
+    try:
+        yield tmp
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private; a site is for reading
+        old = None
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            os.replace(out, old / "site")
+        try:
+            os.replace(tmp, out)
+        except OSError:
+            if old is not None:
+                os.replace(old / "site", out)  # put the previous site back
+            raise
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except OSError as e:
+        raise UserError(f"cannot write the site to {out}: {e.strerror or e}; the previous site is untouched") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_manifest(root: Path, runs: list[RunInput]) -> None:
+    """manifest.json: every file of the site with its sha256 and size, and the inputs it was built from."""
+    files = {}
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            data = p.read_bytes()
+            files[p.relative_to(root).as_posix()] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    inputs = {r.slug: {"model_sha256": r.model_sha, "circuits": {c.slug: hashlib.sha256(c.path.read_bytes()).hexdigest()
+                                                               for c in r.circuits}} for r in runs}
+    record = {"format_version": MANIFEST_FORMAT, "generator": "circexport", "files": files, "inputs": inputs,
+              "vendored": [f"{ASSETS}/vendor/"]}
+    (root / MANIFEST).write_text(json.dumps(record, sort_keys=True, indent=1) + "\n", encoding="utf-8")

@@ -1,0 +1,318 @@
+"""The site's content: the pages and data shards of the home page, each model, each circuit and each circuit node."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from exporter import onnx_export as ox
+from exporter.inputs import CircuitInput, RunInput
+from exporter.render import SiteWriter
+from exporter.tables import (TaskSample, class_activations, context_ids, embedding_view, node_activations, node_table,
+                             sig, task_examples, token_strings)
+from trainer.config import to_dict
+from trainer.masks import parse_node_id
+
+
+@dataclass(frozen=True)
+class Samples:
+    """The text a run's tables are computed on."""
+
+    windows: torch.Tensor  # [N, W] pretraining windows
+    tasks: dict[str, TaskSample | None]  # per circuit slug: its task's pairs, None without the task suite
+
+
+def node_file(node: str) -> str:
+    """A node id as a file stem: `3.attn.v:17` -> `3.attn.v.17` (no ':' in file names)."""
+    loc, i = parse_node_id(node)
+    return f"{loc}.{i}"
+
+
+def write_model(site: SiteWriter, run: RunInput, samples: Samples, options: Any, bar: tqdm) -> dict[str, Any]:
+    """Every page and shard of one run: model page, circuit pages, node pages, ONNX models; returns its summary."""
+    m, model = run.slug, run.run.model
+    strings = token_strings(run.tokenizer, model.cfg.vocab_size)
+    summary = model_summary(run)
+    embed = embedding_view(model)
+    for side in embed.values():
+        for ch in side:
+            for sign in ch:
+                ch[sign] = [[strings[i], v] for i, v in ch[sign]]
+    site.shard(f"data/{m}/model.js", f"{m}/model", {"curves": curves(run.metrics), "embed": embed})
+    onnx_set = ox.OnnxSet(f"onnx/{m}") if options.onnx else None
+    onnx_files = None
+    if onnx_set is not None:
+        data = ox.export_full(model, {"circexport.model_sha256": run.model_sha})
+        onnx_files = onnx_set.add("full-model", data, model, [(samples.windows[:4],)])
+    bar.update(1)
+    union = sorted({n for c in run.circuits for n in c.node_ids}, key=lambda n: _node_order(model, n))
+    acts = node_activations(model, samples.windows, union, options.tables.batch)  # [n, N, W]
+    row = {n: j for j, n in enumerate(union)}
+    bar.update(1)
+    for c in run.circuits:
+        summary["circuits"].append(write_circuit(site, run, c, samples, acts, row, strings, options, onnx_set))
+        bar.update(1)
+    if onnx_set is not None:
+        sizes = onnx_set.write(site)  # weights.bin, the models and their twins, each checked against PyTorch
+        onnx_files["bytes"] = sizes[onnx_files["key"]]
+        onnx_files["weights_bytes"] = len(onnx_set.blob)
+    summary["task_rows"] = task_rows(summary)
+    site.page(f"{m}/index.html", "model.html", model=summary, config=config_rows(run), weights=weight_rows(model),
+              provenance=sorted(run.run.provenance.items()), onnx=onnx_files)
+    return summary
+
+
+def task_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per task: from tasks.json (learned or not) and from the circuit files."""
+    rows = {name: dict(r) for name, r in summary["tasks"].items()}
+    for c in summary["circuits"]:
+        rows.setdefault(c["task"], {"name": c["task"]})["circuit"] = c
+    return [{"learned": None, "loss": None, "accuracy": None, "circuit": None, **r} for _, r in sorted(rows.items())]
+
+
+def _node_order(model: Any, node: str) -> tuple[int, int]:
+    """Sort key of a node id: forward order of its location, then index."""
+    loc, i = parse_node_id(node)
+    return model.node_locations().index(loc), i
+
+
+def model_summary(run: RunInput) -> dict[str, Any]:
+    """What the home page and the model page show of a run."""
+    cfg, model = run.run.cfg, run.run.model
+    mats = [p for p in model.state_dict().values() if p.dim() >= 2]
+    val = [r["val_loss"] for r in run.metrics if r.get("val_loss") is not None]
+    last = run.metrics[-1] if run.metrics else {}
+    tasks = {name: {"name": name, **row} for name, row in sorted(run.task_table.items())}
+    return {"slug": run.slug, "name": cfg.name, "kind": "sparse" if cfg.sparsity.enabled else "dense",
+            "layers": cfg.model.n_layer, "d_model": cfg.model.d_model,
+            "params": sum(p.numel() for p in model.state_dict().values()),
+            "matrix_weights": sum(p.numel() for p in mats), "nonzero": sum(int(torch.count_nonzero(p)) for p in mats),
+            "val_loss": val[-1] if val else last.get("loss"), "steps": last.get("step"), "tokens": last.get("tokens"),
+            "model_sha": run.model_sha, "circuits": [], "tasks": tasks}
+
+
+def config_rows(run: RunInput) -> list[tuple[str, Any]]:
+    """The run's config flattened to `section.key` rows."""
+    rows = []
+    for section, values in to_dict(run.run.cfg).items():
+        if isinstance(values, dict):
+            rows += [(f"{section}.{k}", v) for k, v in sorted(values.items())]
+        else:
+            rows.append((section, values))
+    return sorted(rows, key=lambda r: r[0])
+
+
+def weight_rows(model: Any) -> list[dict[str, Any]]:
+    """Per weight tensor: shape, nonzero count and density (the model's L0, tensor by tensor)."""
+    out = []
+    for name, p in model.state_dict().items():
+        nz = int(torch.count_nonzero(p))
+        out.append({"name": name, "shape": "×".join(map(str, p.shape)), "nonzero": nz, "total": p.numel(),
+                    "density": nz / max(1, p.numel())})
+    return out
+
+
+def curves(metrics: list[dict[str, Any]]) -> dict[str, list]:
+    """Training curves as columns (step, tokens, loss, val_loss, l0, lr)."""
+    cols = ("step", "tokens", "loss", "val_loss", "l0", "lr")
+    return {c: [None if r.get(c) is None else (sig(r[c], 6) if isinstance(r[c], float) else r[c]) for r in metrics] for c in cols}
+
+
+def answer_ids(run: RunInput, c: CircuitInput) -> tuple[int | None, int | None]:
+    """Token ids of the task's target and alternative, or None for an answer that is a label (one that varies
+    per pair, such as "right argument")."""
+    out = []
+    for role in ("target", "alternative"):
+        ids = run.tokenizer.encode(c.record["task"][role]).ids
+        out.append(ids[0] if len(ids) == 1 else None)
+    return out[0], out[1]
+
+
+def write_circuit(site: SiteWriter, run: RunInput, c: CircuitInput, samples: Samples, acts: np.ndarray,
+                  row: dict[str, int], strings: list[str], options: Any, onnx_set: ox.OnnxSet | None) -> dict[str, Any]:
+    """The circuit page, its shard, one page and shard per node, and the circuit's ONNX model."""
+    m, t, model, rec = run.slug, c.slug, run.run.model, c.record
+    answers = answer_ids(run, c)
+    sample = samples.tasks.get(c.slug)
+    classes = class_activations(model, sample, c.node_ids) if sample is not None else None
+    examples = task_examples(model, run.means, c, sample) if sample is not None else []
+    nodes = node_views(model, c)
+    graph = graph_data(run, c, nodes, answers, strings)
+    windows = samples.windows.numpy()
+    onnx_files = circuit_onnx(onnx_set, run, c, answers, sample, samples.windows[:4]) if onnx_set is not None else None
+    labels = [answer_label(rec, role, a, strings) for role, a in zip(("target", "alternative"), answers)]
+    for n in nodes:
+        table = node_table(acts[row[n["id"]]], windows, options.tables)
+        top = table["top"][0] if table["top"] else None
+        for side in ("top", "bottom"):
+            for ex in table[side]:
+                ex["t"] = [strings[i] for i in ex["t"]]
+        table["classes"] = None if classes is None else [{**lab, "values": v} for lab, v in zip(labels, classes[n["id"]])]
+        site.shard(f"data/{m}/{t}/nodes/{n['file']}.js", f"{m}/{t}/{n['id']}", table)
+        snippet = None if top is None else {"ids": context_ids(windows, top), "value": sig(acts[row[n["id"]], top["w"], top["p"]], 6)}
+        site.page(f"{m}/{t}/{n['file']}.html", "node.html", model=m, circuit=t, task=rec["task"], node=n,
+                  wiring=wiring(n, graph, nodes), stats=table["stats"], snippet=snippet, onnx=onnx_files,
+                  n_nodes=len(nodes), node_index=nodes.index(n), cite=cite(m, t, n, run, options.site_url),
+                  model_sha=run.model_sha, answers=answers)
+    site.shard(f"data/{m}/{t}/circuit.js", f"{m}/{t}/circuit", graph)
+    shown = [{"prompt": "".join(strings[i] for i in e["prompt"][-32:]), "cut": len(e["prompt"]) > 32,
+              "correct": strings[e["correct"]], "wrong": strings[e["wrong"]], "p_full": e["p_full"],
+              "p_circuit": e["p_circuit"], "role": e["role"]} for e in examples]
+    standalone = None
+    if options.standalone:
+        from exporter.standalone import write_standalone
+
+        standalone = write_standalone(site, f"{m}/{t}/standalone.html", graph)
+    site.page(f"{m}/{t}/index.html", "circuit.html", model=m, circuit=t, rec=rec, nodes=nodes, examples=shown,
+              has_tasks=sample is not None, faith=faithfulness_rows(rec), onnx=onnx_files, labels=labels,
+              standalone=standalone)
+    met = rec["metrics"]
+    return {"slug": t, "task": rec["task"]["name"], "nodes": rec["counts"]["nodes"], "edges": rec["counts"]["edges"],
+            "loss_full": met.get("loss_full"), "loss_circuit": met.get("loss_circuit"),
+            "meets_target": rec.get("prune", {}).get("meets_target")}
+
+
+def answer_label(rec: dict[str, Any], role: str, token: int | None, strings: list[str]) -> dict[str, Any]:
+    """How an answer is shown: its token text, or the task's label for answers that vary per pair."""
+    return {"role": role, "text": strings[token] if token is not None else rec["task"][role], "is_token": token is not None}
+
+
+def circuit_onnx(onnx_set: ox.OnnxSet, run: RunInput, c: CircuitInput, answers: tuple[int | None, int | None],
+                 sample: TaskSample | None, windows: torch.Tensor) -> dict[str, Any]:
+    """Export the circuit model; it is written (and checked against PyTorch) with the run's other models."""
+    module = ox.CircuitModel(run.run.model, run.means, c.node_ids).eval()
+    if None not in answers:
+        pair = torch.tensor([answers], dtype=torch.long)
+    elif sample is not None:
+        pair = torch.stack([sample.correct[:1], sample.wrong[:1]], 1)
+    else:
+        pair = torch.tensor([[0, 1]])
+    meta = {"circexport.nodes": ",".join(c.node_ids), "circexport.model_sha256": run.model_sha,
+            "circexport.task": c.record["task"]["name"]}
+    if None not in answers:
+        meta["circexport.answers"] = f"{answers[0]},{answers[1]}"
+    data = ox.export_circuit(module, len(c.node_ids), meta)
+    feeds = [(windows, mask, pair.expand(windows.size(0), 2)) for mask in ox.parity_masks(len(c.node_ids))]
+    return {**onnx_set.add(f"{c.slug}.circuit", data, module, feeds), "answers": [int(a) for a in pair[0]]}
+
+
+def node_views(model: Any, c: CircuitInput) -> list[dict[str, Any]]:
+    """The circuit's nodes with their position in the graph (layer, kind, head) and rank by mask score."""
+    d_head = model.cfg.d_head
+    order = sorted(range(len(c.record["nodes"])), key=lambda j: (-c.record["nodes"][j].get("tau", 0.0), j))
+    rank = {j: r for r, j in enumerate(order)}
+    out = []
+    for j, n in enumerate(c.record["nodes"]):
+        loc, i = parse_node_id(n["id"])
+        layer, _, kind = loc.partition(".")
+        kind = kind if kind else loc
+        out.append({"id": n["id"], "loc": loc, "layer": int(layer) if layer.isdigit() else None, "kind": kind, "i": i,
+                    "head": i // d_head if kind in ("attn.q", "attn.k", "attn.v") else None,
+                    "tau": n.get("tau"), "mean": n.get("mean"), "delta": n.get("ablation_delta"), "rank": rank[j],
+                    "file": node_file(n["id"])})
+    return out
+
+
+MAX_ANSWERS = 12  # answer tokens drawn in a graph (tasks whose answers vary per pair can have many)
+
+
+def graph_data(run: RunInput, c: CircuitInput, nodes: list[dict[str, Any]], answers: tuple[int | None, int | None],
+               strings: list[str]) -> dict[str, Any]:
+    """The circuit shard: nodes, weighted edges, residual links, unembedding edges, q-k pairs, sweep, metrics."""
+    rec, cfg = c.record, run.run.cfg.model
+    index = {n["id"]: j for j, n in enumerate(nodes)}
+    edges = [[index[e["src"]], index[e["dst"]], sig(e["weight"])] for e in rec.get("edges", [])
+             if e["src"] in index and e["dst"] in index]
+    links = [[index[e["src"]], index[e["dst"]]] for e in rec.get("resid_links", []) if e["src"] in index and e["dst"] in index]
+    unembed_raw = [e for e in rec.get("unembed_edges", []) if e["src"] in index]
+    mass: dict[int, float] = {}
+    for e in unembed_raw:
+        mass[e["token"]] = mass.get(e["token"], 0.0) + abs(e["weight"])
+    fixed = [a for a in answers if a is not None]
+    tokens = fixed + sorted((t for t in mass if t not in fixed), key=lambda t: (-mass[t], t))[:MAX_ANSWERS - len(fixed)]
+    role = {a: r for a, r in zip(answers, ("target", "alternative")) if a is not None}
+    slot = {t: k for k, t in enumerate(tokens)}
+    unembed = [[index[e["src"]], slot[e["token"]], sig(e["weight"])] for e in unembed_raw if e["token"] in slot]
+    qk = [[index[p["q"]], index[p["k"]], p.get("head")] for p in rec.get("qk_pairs", []) if p["q"] in index and p["k"] in index]
+    keys = ("id", "loc", "layer", "kind", "i", "head", "tau", "mean", "delta", "rank", "file")
+    return {"model": run.slug, "circuit": c.slug, "task": rec["task"], "n_layer": cfg.n_layer, "d_head": cfg.d_head,
+            "answers": [{"token": t, "text": strings[t], "role": role.get(t, "answer")} for t in tokens],
+            "nodes": [{k: (sig(n[k], 5) if isinstance(n[k], float) else n[k]) for k in keys} for n in nodes],
+            "edges": edges, "links": links, "unembed": unembed, "qk": qk, "counts": rec["counts"],
+            "sweep": [[p["k"], sig(p["loss"])] for p in rec.get("sweep", [])],
+            "target_loss": rec["task"].get("target_loss"), "metrics": dict(rec["metrics"])}
+
+
+def wiring(n: dict[str, Any], graph: dict[str, Any], nodes: list[dict[str, Any]]) -> dict[str, list]:
+    """A node's inputs and outputs (weight edges), residual links, q-k partners and unembedding edges."""
+    j = nodes.index(n)
+    ref = lambda k, **kw: {"id": nodes[k]["id"], "file": nodes[k]["file"], **kw}  # noqa: E731
+    by_w = lambda e: (-abs(e[2]), e[0], e[1])  # noqa: E731
+    return {
+        "inputs": [ref(s, weight=w) for s, d, w in sorted(graph["edges"], key=by_w) if d == j],
+        "outputs": [ref(d, weight=w) for s, d, w in sorted(graph["edges"], key=by_w) if s == j],
+        "links_in": [ref(s) for s, d in graph["links"] if d == j],
+        "links_out": [ref(d) for s, d in graph["links"] if s == j],
+        "qk": [ref(k if q == j else q, head=h) for q, k, h in graph["qk"] if j in (q, k)],
+        "unembed": [{"text": graph["answers"][a]["text"], "role": graph["answers"][a]["role"], "weight": w}
+                    for s, a, w in graph["unembed"] if s == j],
+    }
+
+
+def cite(m: str, t: str, n: dict[str, Any], run: RunInput, site_url: str) -> dict[str, str]:
+    """A BibTeX entry and a permalink for a node page."""
+    rel = f"{m}/{t}/{n['file']}.html"
+    url = f"{site_url.rstrip('/')}/{rel}" if site_url else ""
+    key = "cx:" + ":".join(s.replace(".", "-") for s in (m, t, n["file"]))
+    bib = (f"@misc{{{key},\n  title = {{Node {n['id']} of the {t} circuit of {m}}},\n"
+           f"  howpublished = {{\\url{{{url or rel}}}}},\n"
+           f"  note = {{circexport circuit site; model.safetensors sha256 {run.model_sha[:16]}}}\n}}")
+    return {"bibtex": bib, "permalink": url, "rel": rel}
+
+
+FAITHFULNESS = (
+    ("full model", "loss_full", "acc_full", "nothing ablated"),
+    ("circuit", "loss_circuit", "acc_circuit", "every node outside the circuit mean-ablated"),
+    ("inverse", "loss_inverse", None, "only the circuit's nodes mean-ablated"),
+    ("empty", "loss_empty", None, "every node mean-ablated"),
+    ("random", "loss_random_mean", None, "random circuits with as many nodes per location (mean ± sd)"),
+    ("attribution", "loss_attribution_same_k", None, "as many nodes, chosen by gradient attribution"),
+    ("circuit, frozen norms", "loss_circuit_frozen_norm", None, "RMSNorm scales frozen to the full model's"),
+)
+
+
+def faithfulness_rows(rec: dict[str, Any]) -> dict[str, Any]:
+    """The faithfulness panel: one row per ablation, with the frozen-norm check."""
+    met, target = rec["metrics"], rec["task"].get("target_loss")
+    rows = []
+    for label, loss_key, acc_key, what in FAITHFULNESS:
+        if met.get(loss_key) is not None:
+            sd = met.get("loss_random_sd") if loss_key == "loss_random_mean" else None
+            rows.append({"label": label, "loss": met[loss_key], "sd": sd, "acc": met.get(acc_key) if acc_key else None,
+                         "what": what})
+    top = max([r["loss"] for r in rows] + [math.log(2), target or 0])
+    for r in rows:
+        r["width"] = round(100 * r["loss"] / top, 1)
+    frozen = met.get("loss_circuit_frozen_norm")
+    check = None
+    if frozen is not None and target is not None:
+        check = {"ok": frozen <= target, "frozen": frozen, "target": target}
+    return {"rows": rows, "target": target, "target_width": round(100 * (target or 0) / top, 1), "check": check,
+            "attribution_nodes": met.get("attribution_nodes_at_target"), "attribution_edges": met.get("attribution_edges_at_target")}
+
+
+def write_home(site: SiteWriter, models: list[dict[str, Any]]) -> None:
+    """The home page (every model and task) and its Pareto plot data."""
+    points = []
+    for s in models:
+        edges = [c["edges"] for c in s["circuits"]]
+        if edges and s["val_loss"] is not None:
+            geo = math.exp(sum(math.log(max(1, e)) for e in edges) / len(edges))
+            points.append({"model": s["slug"], "kind": s["kind"], "loss": sig(s["val_loss"]), "edges": sig(geo), "circuits": len(edges)})
+    site.shard("data/home.js", "home", {"points": points})
+    site.page("index.html", "home.html", models=models, points=points)

@@ -1,0 +1,204 @@
+"""Activation tables: run a model over a sample of its corpus and keep, per node, only the examples the site shows."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tokenizers import Tokenizer
+
+from exporter.inputs import CircuitInput, RunInput
+from trainer import data
+from trainer.errors import UserError
+from trainer.masks import ablate, parse_node_id
+from trainer.model import GPT
+
+log = logging.getLogger(__name__)
+SAMPLE_SEED = 11  # windows for the tables are drawn with this seed, apart from training and means
+
+
+@dataclass(frozen=True)
+class TableConfig:
+    """How much text the tables see and how much of it they keep."""
+
+    tokens: int = 32768  # pretraining tokens run through the model (rounded up to whole windows)
+    window: int = 64  # tokens per sampled window (at most n_ctx): the left context an activation sees
+    examples: int = 8  # examples kept at each end (top and bottom) of a node's distribution
+    left: int = 12  # context tokens shown left of the activating token
+    right: int = 4  # and right of it
+    bins: int = 24  # histogram bins over the nonzero activations
+    task_pairs: int = 32  # task pairs behind the class activations and the task examples
+    batch: int = 64  # windows per forward pass
+
+
+def sig(x: float, digits: int = 4) -> float:
+    """A float rounded to `digits` significant digits (compact, deterministic JSON)."""
+    x = float(x)
+    return 0.0 if x == 0 or not math.isfinite(x) else float(f"{x:.{digits}g}")
+
+
+def token_strings(tok: Tokenizer, vocab_size: int) -> list[str]:
+    """The text of every token id (ids the tokenizer lacks are shown as <id>)."""
+    n = tok.get_vocab_size()
+    return [tok.decode([i], skip_special_tokens=False) if i < n else f"<{i}>" for i in range(vocab_size)]
+
+
+def sample_windows(inp: RunInput, cfg: TableConfig, cache_dir: Path | None) -> torch.Tensor:
+    """Random windows [N, W] of the run's pretraining text (train split), a function of the corpus and the seed."""
+    run = inp.run
+    width = min(cfg.window, run.cfg.model.n_ctx)
+    corpus = data.load_corpus(run.cfg.data)
+    shards = data.build_shards(corpus, inp.tokenizer, cache_dir or data.default_cache_dir())
+    if len(shards.train) <= width:
+        raise UserError(f"{run.path}: the corpus has {len(shards.train)} training tokens, too few for a window of {width}")
+    n = max(1, -(-cfg.tokens // width))
+    return data.sample_batch(shards.train, width - 1, n, SAMPLE_SEED, 0)  # [N, W]
+
+
+@torch.no_grad()
+def node_activations(model: GPT, windows: torch.Tensor, node_ids: list[str], batch: int) -> np.ndarray:
+    """Activations [n_nodes, N, W] of the given nodes over the windows, in the full (unablated) model."""
+    by_loc: dict[str, list[int]] = defaultdict(list)
+    for node in node_ids:
+        loc, i = parse_node_id(node)
+        by_loc[loc].append(i)
+    row = {node: j for j, node in enumerate(node_ids)}
+    out = np.zeros((len(node_ids), *windows.shape), dtype=np.float32)
+    for start in range(0, windows.size(0) if node_ids else 0, batch):
+        idx = windows[start:start + batch]
+        _, cache = model.run_with_cache(idx, list(by_loc))
+        for loc, chans in by_loc.items():
+            acts = cache[loc][..., chans].float().numpy()  # [B, W, n]
+            for k, c in enumerate(chans):
+                out[row[f"{loc}:{c}"], start:start + idx.size(0)] = acts[..., k]
+    return out
+
+
+def node_table(acts: np.ndarray, windows: np.ndarray, cfg: TableConfig) -> dict[str, Any]:
+    """One node's shard: summary stats, a histogram of its nonzero values, and top and bottom examples."""
+    flat = acts.reshape(-1)
+    scale = float(np.abs(flat).max()) or 1.0
+    nonzero = flat[flat != 0]
+    stats = {"mean": sig(flat.mean()), "sd": sig(flat.std()), "min": sig(flat.min()), "max": sig(flat.max()),
+             "frac_nonzero": sig(nonzero.size / flat.size), "n": int(flat.size), "scale": sig(scale, 6)}
+    for q in (1, 50, 99):
+        stats[f"p{q:02d}"] = sig(np.percentile(flat, q))
+    hist = None
+    if nonzero.size:
+        lo, hi = float(nonzero.min()), float(nonzero.max())
+        counts, edges = np.histogram(nonzero, bins=cfg.bins, range=(lo, hi if hi > lo else lo + 1e-6))
+        hist = {"counts": counts.tolist(), "edges": [sig(e) for e in edges], "zeros": int(flat.size - nonzero.size)}
+    return {"stats": stats, "hist": hist,
+            "top": _examples(acts, windows, -flat, scale, cfg), "bottom": _examples(acts, windows, flat, scale, cfg)}
+
+
+def _examples(acts: np.ndarray, windows: np.ndarray, key: np.ndarray, scale: float, cfg: TableConfig) -> list[dict[str, Any]]:
+    """The positions of smallest key (ties by position), at most one per stretch of context, as token heatmaps."""
+    n_windows, width = acts.shape
+    m = min(key.size, cfg.examples * 16)
+    cand = np.argpartition(key, m - 1)[:m] if m < key.size else np.arange(key.size)
+    cand = cand[np.lexsort((cand, key[cand]))]  # by key, then position: deterministic
+    chosen: list[tuple[int, int]] = []
+    for flat_i in cand.tolist():
+        w, p = divmod(flat_i, width)
+        if all(w != w2 or abs(p - p2) > cfg.left for w2, p2 in chosen):
+            chosen.append((w, p))
+            if len(chosen) == cfg.examples:
+                break
+    out = []
+    for w, p in chosen:
+        lo, hi = max(0, p - cfg.left), min(width, p + cfg.right + 1)
+        out.append({"w": w, "p": p, "v": sig(acts[w, p]), "o": p - lo,
+                    "t": windows[w, lo:hi].tolist(), "a": np.rint(acts[w, lo:hi] / scale * 127).astype(int).tolist()})
+    return out
+
+
+def context_ids(windows: np.ndarray, example: dict[str, Any]) -> list[int]:
+    """Every token id an example's activation depends on: its window up to and including the position."""
+    return windows[example["w"], :example["p"] + 1].tolist()
+
+
+def embedding_view(model: GPT, top: int = 6) -> dict[str, Any]:
+    """Per residual channel, the tokens that write to it (wte) and that it writes to (lm_head times the final norm gain)."""
+    wte = model.wte.weight.detach().float()  # [V, d]
+    out = (model.lm_head.weight.detach() * model.ln_f.weight.detach()).float()  # [V, d]
+    view = {}
+    for name, w in (("reads", wte), ("writes", out)):
+        channels = []
+        for c in range(w.size(1)):
+            col = w[:, c]
+            entry = {}
+            for sign, order in (("pos", torch.argsort(-col, stable=True)), ("neg", torch.argsort(col, stable=True))):
+                ids = [int(i) for i in order[:top] if (col[i] > 0 if sign == "pos" else col[i] < 0)]
+                entry[sign] = [[i, sig(col[i])] for i in ids]
+            channels.append(entry)
+        view[name] = channels
+    return view
+
+
+@dataclass(frozen=True)
+class TaskSample:
+    """A task's test pairs encoded for the model (rows 2i, 2i+1 are a pair with different answers)."""
+
+    tokens: torch.Tensor  # [N, T] int64
+    last: torch.Tensor  # [N] position of the prediction
+    correct: torch.Tensor  # [N] token id
+    wrong: torch.Tensor  # [N] token id
+
+
+def task_sample(inp: RunInput, circuit: CircuitInput, n_pairs: int) -> TaskSample | None:
+    """The circuit's task pairs (test split) from the task suite, or None when this install has no such task."""
+    from trainer.tasks import TASKS, encode_pairs
+
+    task = TASKS.get(circuit.record["task"]["name"])
+    if task is None:
+        return None
+    seed = int(circuit.record.get("prune", {}).get("seed", 0))
+    try:
+        batch = encode_pairs(task.pairs("test", n_pairs, seed), inp.tokenizer, inp.run.cfg.model.n_ctx)
+    except UserError as e:
+        log.warning("%s: no task examples (%s)", circuit.path, e)
+        return None
+    return TaskSample(tokens=batch.tokens, last=batch.last, correct=batch.correct, wrong=batch.wrong)
+
+
+@torch.no_grad()
+def class_activations(model: GPT, sample: TaskSample, node_ids: list[str]) -> dict[str, list[list[float]]]:
+    """Per node, its activation at the prediction position on the first and on the second prompt of each pair
+    (the prompts whose answer is the task's target, and those whose answer is its alternative)."""
+    locs = sorted({parse_node_id(n)[0] for n in node_ids})
+    _, cache = model.run_with_cache(sample.tokens, locs)
+    rows = torch.arange(sample.tokens.size(0))
+    out = {}
+    for node in node_ids:
+        loc, i = parse_node_id(node)
+        vals = cache[loc][rows, sample.last, i]  # [N]
+        out[node] = [[sig(v) for v in vals[parity::2].tolist()] for parity in (0, 1)]
+    return out
+
+
+@torch.no_grad()
+def task_examples(model: GPT, means: dict[str, torch.Tensor], circuit: CircuitInput, sample: TaskSample,
+                  per_class: int = 6) -> list[dict[str, Any]]:
+    """Prompts of both answers (first and second of each pair) with the full model's and the circuit's
+    probability of the correct answer against the alternative."""
+    rows = torch.arange(min(sample.tokens.size(0), 2 * per_class))
+    tokens, last = sample.tokens[rows], sample.last[rows]
+    correct, wrong = sample.correct[rows], sample.wrong[rows]
+    full = model(tokens, last)  # [n, vocab]
+    with ablate(model, circuit.kept, means):
+        circ = model(tokens, last)
+
+    def p_correct(logits: torch.Tensor) -> torch.Tensor:
+        return torch.stack([logits[rows, correct], logits[rows, wrong]], 1).softmax(-1)[:, 0]  # [n]
+
+    pf, pc = p_correct(full), p_correct(circ)
+    return [{"prompt": tokens[r, :int(last[r]) + 1].tolist(), "correct": int(correct[r]), "wrong": int(wrong[r]),
+             "role": "target" if r % 2 == 0 else "alternative", "p_full": sig(pf[r], 3), "p_circuit": sig(pc[r], 3)}
+            for r in rows.tolist()]

@@ -1,0 +1,259 @@
+"""Tests of `circexport build`: the files it writes, determinism, relative links, atomic swap, bad input."""
+
+import hashlib
+import json
+import re
+import shutil
+from html.parser import HTMLParser
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from exporter import pages
+from exporter.build import build
+from exporter.cli import main
+from tests.conftest import fast_options
+from tests.fixture_runs import XSS
+from trainer.errors import UserError
+from trainer.run import load_run
+
+
+def circuit(run_dir, task):
+    return json.loads((run_dir / "circuits" / f"{task}.json").read_text())
+
+
+def node_file(node):
+    loc, _, i = node.rpartition(":")
+    return f"{loc}.{i}"
+
+
+def test_site_has_every_page_shard_model_and_asset(site, site_runs):
+    out, report = site
+    tasks = ("lambda_func", "var_swap", "bool_literal")
+    expected = ["index.html", ".nojekyll", "manifest.json", "data/home.js", "tiny-a/index.html", "tiny-b/index.html",
+                "data/tiny-a/model.js", "onnx/tiny-a/full-model.onnx", "onnx/tiny-a/full-model.onnx.js",
+                "onnx/tiny-a/weights.bin", "onnx/tiny-a/weights.bin.js",
+                "assets/vendor/d3/d3.min.js", "assets/vendor/d3/LICENSE", "assets/js/cx.js", "assets/css/site.css"]
+    n_nodes = 0
+    for task in tasks:
+        rec = circuit(site_runs["a"], task)
+        n_nodes += len(rec["nodes"])
+        expected += [f"tiny-a/{task}/index.html", f"data/tiny-a/{task}/circuit.js",
+                     f"onnx/tiny-a/{task}.circuit.onnx", f"onnx/tiny-a/{task}.circuit.onnx.js"]
+        for n in rec["nodes"]:
+            expected += [f"tiny-a/{task}/{node_file(n['id'])}.html", f"data/tiny-a/{task}/nodes/{node_file(n['id'])}.js"]
+    missing = [p for p in expected if not (out / p).is_file()]
+    assert not missing
+    assert (report.models, report.circuits, report.node_pages) == (2, 3, n_nodes)
+    assert all(re.fullmatch(r"[A-Za-z0-9._-]+", p.name) for p in out.rglob("*"))  # unzips on every OS
+    assert "No circuits yet" in (out / "tiny-b" / "index.html").read_text()
+    assert "0.45" in (out / "index.html").read_text() and "for_while" in (out / "index.html").read_text()  # unlearned tasks listed
+
+
+def test_manifest_lists_every_file_with_its_sha256(site):
+    out, report = site
+    manifest = json.loads((out / "manifest.json").read_text())
+    files = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()} - {"manifest.json"}
+    assert set(manifest["files"]) == files
+    for rel, entry in manifest["files"].items():
+        data = (out / rel).read_bytes()
+        assert entry == {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    assert report.files == len(files) + 1
+
+
+def test_two_builds_of_the_same_inputs_are_byte_identical(site, site_runs, token_cache, tmp_path):
+    from exporter import pages as pages_module
+    from tests.conftest import hostile_strings
+
+    out, _ = site
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(pages_module, "token_strings", hostile_strings)
+        build([site_runs["a"], site_runs["b"]], tmp_path / "again", fast_options(token_cache))
+    assert (tmp_path / "again" / "manifest.json").read_bytes() == (out / "manifest.json").read_bytes()
+
+
+class _Links(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.links = []
+
+    def handle_starttag(self, tag, attrs):
+        for k, v in attrs:
+            if k in ("href", "src") and v is not None:
+                self.links.append(v)
+
+
+def test_links_are_relative_and_every_link_resolves_to_a_file(site):
+    out, _ = site
+    checked = 0
+    for page in out.rglob("*.html"):
+        parser = _Links()
+        parser.feed(page.read_text())
+        for link in parser.links:
+            if link.startswith("#") or link == "data:,":
+                continue
+            assert not re.match(r"^([a-z]+:|/)", link), f"{page}: absolute link {link}"
+            target = (page.parent / link.split("#")[0]).resolve()
+            assert target.is_file() and out.resolve() in target.parents, f"{page}: {link} does not resolve"
+            checked += 1
+    assert checked > 500
+    for js in (out / "assets" / "js").glob("*.js"):
+        assert not re.search(r"https?://|fetch\(|XMLHttpRequest|innerHTML", js.read_text()), js
+
+
+def test_data_shards_are_jsonp_scripts(site):
+    out, _ = site
+    for shard in (out / "data").rglob("*.js"):
+        m = re.fullmatch(r'cx\.register\(("[^"]+"),(.*)\);\n', shard.read_text(), re.S)
+        assert m, shard
+        json.loads(m.group(2))
+
+
+def test_untrusted_text_is_escaped_in_pages(site):
+    out, _ = site
+    html = (out / "tiny-a" / "lambda_func" / "index.html").read_text()
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html and XSS not in html
+
+
+def test_node_page_snippet_recomputes_the_shown_activation(site, site_runs):
+    out, _ = site
+    run = load_run(site_runs["a"])
+    for page in sorted((out / "tiny-a" / "lambda_func").glob("*.*.html"))[:6]:
+        text = page.read_text()
+        ids = json.loads(re.search(r"ids = torch\.tensor\(\[(\[[0-9, ]*\])\]\)", text).group(1))
+        loc, chan, shown = re.search(r'cache\["([^"]+)"\]\[0, -1, (\d+)\]\)\)  # this page shows (\S+)<', text).groups()
+        with torch.no_grad():
+            _, cache = run.model.run_with_cache(torch.tensor([ids]), [loc])
+        assert float(cache[loc][0, -1, int(chan)]) == pytest.approx(float(shown), abs=1e-4, rel=1e-4)
+
+
+def test_node_shards_hold_quantized_examples_at_both_ends(site):
+    out, _ = site
+    shard = next((out / "data" / "tiny-a" / "lambda_func" / "nodes").glob("*.js")).read_text()
+    table = json.loads(shard[shard.index(",") + 1:-3])
+    top, bottom = table["top"], table["bottom"]
+    assert top and [e["v"] for e in top] == sorted((e["v"] for e in top), reverse=True)
+    assert [e["v"] for e in bottom] == sorted(e["v"] for e in bottom)
+    for e in top + bottom:
+        assert len(e["t"]) == len(e["a"]) and all(-127 <= a <= 127 for a in e["a"])
+        assert e["a"][e["o"]] == round(e["v"] / table["stats"]["scale"] * 127) or abs(e["a"][e["o"]] - e["v"] / table["stats"]["scale"] * 127) <= 1
+    assert sum(table["hist"]["counts"]) + table["hist"]["zeros"] == table["stats"]["n"]
+    assert [c["role"] for c in table["classes"]] == ["target", "alternative"]
+
+
+def test_circuit_page_shows_task_examples_or_says_why_not(site):
+    out, _ = site
+    assert "p(answer) circuit" in (out / "tiny-a" / "lambda_func" / "index.html").read_text()
+    assert "not in this install" in (out / "tiny-a" / "bool_literal" / "index.html").read_text()
+
+
+def test_failed_build_leaves_the_previous_site_untouched(site, site_runs, token_cache, tmp_path, monkeypatch):
+    out = tmp_path / "site"
+    shutil.copytree(site[0], out)
+    before = (out / "manifest.json").read_bytes()
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(pages, "write_circuit", explode)  # after the model's shards and pages were written
+    with pytest.raises(RuntimeError):
+        build([site_runs["a"]], out, fast_options(token_cache, onnx=False))
+    monkeypatch.setattr(pages, "write_circuit", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        build([site_runs["a"]], out, fast_options(token_cache, onnx=False))
+    assert (out / "manifest.json").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["site"]  # no temporary folders left behind
+
+
+@pytest.fixture
+def old_site(site, tmp_path):
+    out = tmp_path / "site"
+    shutil.copytree(site[0], out)
+    return out, (out / "manifest.json").read_bytes()
+
+
+def run_cli(*args):
+    return CliRunner().invoke(main, ["build", "--quiet", "--no-onnx", "--sample-tokens", "1024", *map(str, args)])
+
+
+def one_error_line(result):
+    assert result.exit_code != 0
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    return lines[0]
+
+
+def test_missing_run_dir_is_one_error_line(old_site, tmp_path):
+    out, before = old_site
+    line = one_error_line(run_cli(tmp_path / "nope", "-o", out))
+    assert "nope" in line and "does not exist" in line
+    assert (out / "manifest.json").read_bytes() == before
+
+
+def test_corrupt_safetensors_is_one_error_line(old_site, site_runs, tmp_path):
+    out, before = old_site
+    bad = tmp_path / "bad"
+    shutil.copytree(site_runs["b"], bad)
+    (bad / "model.safetensors").write_bytes(b"not a safetensors file")
+    line = one_error_line(run_cli(bad, "-o", out))
+    assert "model.safetensors" in line and "safetensors" in line
+    assert (out / "manifest.json").read_bytes() == before
+
+
+def test_circuit_of_another_model_is_one_error_line(old_site, site_runs, tmp_path):
+    out, before = old_site
+    run = tmp_path / "other"
+    shutil.copytree(site_runs["a"], run)
+    rec = json.loads((run / "circuits" / "lambda_func.json").read_text())
+    rec["model"]["sha256"] = "0" * 64
+    (run / "circuits" / "lambda_func.json").write_text(json.dumps(rec))
+    line = one_error_line(run_cli(run, "-o", out))
+    assert "lambda_func.json" in line and "different model" in line
+    assert (out / "manifest.json").read_bytes() == before
+
+
+def test_unwritable_output_is_one_error_line(site_runs, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    line = one_error_line(run_cli(site_runs["b"], "-o", blocker / "site"))
+    assert "cannot write the site" in line
+
+
+def test_refuses_to_replace_a_folder_that_is_not_a_site(site_runs, tmp_path):
+    precious = tmp_path / "home"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("years of work")
+    line = one_error_line(run_cli(site_runs["b"], "-o", precious))
+    assert "not a circexport site" in line and (precious / "thesis.tex").read_text() == "years of work"
+
+
+def test_run_without_circuits_builds_a_model_page(site_runs, token_cache, tmp_path):
+    report = build([site_runs["b"]], tmp_path / "s", fast_options(token_cache, onnx=False))
+    assert report.circuits == 0 and "No circuits yet" in (tmp_path / "s" / "tiny-b" / "index.html").read_text()
+    assert "built" in report.summary() and "MB" in report.summary()
+
+
+def test_no_run_dirs_and_no_demo_runs_says_so(tmp_path, monkeypatch):
+    import exporter.inputs as inputs
+
+    monkeypatch.setattr(inputs, "zoo_dir", lambda: tmp_path)
+    line = one_error_line(CliRunner().invoke(main, ["build", "--quiet", "-o", str(tmp_path / "site")]))
+    assert "ships no demo runs" in line and "circexport build runs/" in line
+
+
+def test_serve_answers_over_http_on_localhost(site):
+    import urllib.request
+
+    from exporter.serve import serve_in_thread
+
+    server, url = serve_in_thread(site[0])
+    try:
+        assert url.startswith("http://127.0.0.1:")
+        with urllib.request.urlopen(url + "index.html") as r:
+            assert r.status == 200 and b"circexport" in r.read()
+    finally:
+        server.shutdown()
+        server.server_close()
+    with pytest.raises(UserError, match="no index.html"):
+        serve_in_thread(site[0] / "data")

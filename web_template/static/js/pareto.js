@@ -1,0 +1,19 @@
+// Home page: final pretraining (validation) loss against the geometric mean of circuit edges, one point per model.
+cx.mount("pareto", (node) => {
+  "use strict";
+  const data = cx.get(node.dataset.key);
+  if (!data || !data.points.length) return;
+  const pts = data.points, W = 640, H = 300, m = { l: 56, r: 20, t: 14, b: 40 };
+  const xd = d3.extent(pts, (p) => p.edges), yd = d3.extent(pts, (p) => p.loss);
+  const x = d3.scaleLog().domain([Math.max(0.5, xd[0] / 2), xd[1] * 2]).range([m.l, W - m.r]);
+  const y = d3.scaleLinear().domain([yd[0] - 0.1, yd[1] + 0.1]).nice().range([H - m.b, m.t]);
+  const svg = d3.select(node).append("svg").attr("viewBox", `0 0 ${W} ${H}`).attr("class", "chart");
+  svg.append("g").attr("transform", `translate(0,${H - m.b})`).call(d3.axisBottom(x).ticks(6, "~s"));
+  svg.append("g").attr("transform", `translate(${m.l},0)`).call(d3.axisLeft(y).ticks(5));
+  svg.append("text").attr("class", "axis-label").attr("x", W - m.r).attr("y", H - 6).attr("text-anchor", "end").text("circuit edges (geometric mean)");
+  svg.append("text").attr("class", "axis-label").attr("x", m.l + 4).attr("y", m.t + 4).text("pretraining val loss");
+  const g = svg.append("g").selectAll("g").data(pts).join("g").attr("transform", (p) => `translate(${x(p.edges)},${y(p.loss)})`);
+  g.append("circle").attr("r", 5).attr("class", (p) => "dot " + p.kind);
+  g.append("text").attr("x", 8).attr("y", 4).attr("class", "point-label").text((p) => p.model);
+  g.append("title").text((p) => `${p.model}: loss ${cx.fmt(p.loss)}, ${cx.fmt(p.edges, 1)} edges over ${p.circuits} circuits`);
+});
