@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test bench clean
+.PHONY: setup chromium demo test bench clean
 
 setup: $(STAMP)
 
@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints.txt torch
-	$(PY) -m pip install -q -c constraints.txt ".[test]"
+	$(PY) -m pip install -q -c constraints.txt ".[test,d3graph]"
 	touch $(STAMP)
 
 # The main job: a short training run of the tiny config (until `circexport build` lands).
@@ -19,9 +19,15 @@ demo: setup
 	rm -rf runs/tiny-demo
 	$(VENV)/bin/circexport train --config tiny --out runs/tiny-demo --set train.steps=200
 
+# Debian's Chromium for the browser tests (as root; never `playwright install`, which downloads a browser).
+chromium:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; } || \
+	  echo "chromium not installed (needs root: apt-get install -y chromium); browser tests will be skipped"
+
 # The test suite, against the source tree, plus a check that the installed (non-editable) package is whole.
-test: setup
-	cd /tmp && $(CURDIR)/$(PY) -c "import trainer.tokenizer as t, trainer.config as c; t.load_tokenizer('stdlib-2k'); assert c.shipped_configs()"
+test: setup chromium
+	cd /tmp && $(CURDIR)/$(PY) -c "import trainer.tokenizer as t, trainer.config as c; t.load_tokenizer('stdlib-2k'); assert c.shipped_configs(); import exporter.render as r; r.template_dir()"
 	$(PY) -m pytest tests
 
 bench: setup

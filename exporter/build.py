@@ -34,7 +34,6 @@ class BuildOptions:
     onnx: bool = True  # export every model and circuit to ONNX and check it against PyTorch
     standalone: bool = False  # also one self-contained d3graph HTML file per circuit (extra circexport[d3graph])
     site_url: str = ""  # absolute URL the site will live at, for permalinks and BibTeX (else taken from the page)
-    cache_dir: Path | None = None  # token shard cache (default $CIRCEXPORT_CACHE or ~/.cache/circexport)
     quiet: bool = False
 
 
@@ -82,7 +81,7 @@ def build(run_dirs: list[Path], out: Path, options: BuildOptions = BuildOptions(
 
 def prepare(run: RunInput, options: BuildOptions) -> pages.Samples:
     """Read the text each run's tables are computed on: corpus windows and each circuit's task pairs."""
-    windows = sample_windows(run, options.tables, options.cache_dir)
+    windows = sample_windows(run, options.tables)
     tasks = {c.slug: task_sample(run, c, options.tables.task_pairs) for c in run.circuits}
     return pages.Samples(windows=windows, tasks=tasks)
 

@@ -6,7 +6,6 @@ import logging
 import math
 from collections import defaultdict
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,6 +20,7 @@ from trainer.model import GPT
 
 log = logging.getLogger(__name__)
 SAMPLE_SEED = 11  # windows for the tables are drawn with this seed, apart from training and means
+POOL_MULT = 4  # the windows are drawn from files holding at least this many times the tokens they need
 
 
 @dataclass(frozen=True)
@@ -49,16 +49,17 @@ def token_strings(tok: Tokenizer, vocab_size: int) -> list[str]:
     return [tok.decode([i], skip_special_tokens=False) if i < n else f"<{i}>" for i in range(vocab_size)]
 
 
-def sample_windows(inp: RunInput, cfg: TableConfig, cache_dir: Path | None) -> torch.Tensor:
-    """Random windows [N, W] of the run's pretraining text (train split), a function of the corpus and the seed."""
+def sample_windows(inp: RunInput, cfg: TableConfig) -> torch.Tensor:
+    """Random windows [N, W] of the run's pretraining text (a seeded sample of train-split files), a function of
+    the corpus, the tokenizer and the seed only."""
     run = inp.run
     width = min(cfg.window, run.cfg.model.n_ctx)
     corpus = data.load_corpus(run.cfg.data)
-    shards = data.build_shards(corpus, inp.tokenizer, cache_dir or data.default_cache_dir())
-    if len(shards.train) <= width:
-        raise UserError(f"{run.path}: the corpus has {len(shards.train)} training tokens, too few for a window of {width}")
+    pool = data.sample_tokens(corpus, inp.tokenizer, "train", POOL_MULT * cfg.tokens, SAMPLE_SEED)  # [n]
+    if len(pool) <= width:
+        raise UserError(f"{run.path}: the corpus has {len(pool)} training tokens, too few for a window of {width}")
     n = max(1, -(-cfg.tokens // width))
-    return data.sample_batch(shards.train, width - 1, n, SAMPLE_SEED, 0)  # [N, W]
+    return data.sample_batch(pool, width - 1, n, SAMPLE_SEED, 0)  # [N, W]
 
 
 @torch.no_grad()

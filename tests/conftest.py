@@ -18,12 +18,12 @@ def site_runs(tmp_path_factory, token_cache):
     return make_runs(tmp_path_factory.mktemp("runs"), token_cache)
 
 
-def fast_options(token_cache, **kw):
+def fast_options(**kw):
     """Build options small enough for tests."""
     from exporter.build import BuildOptions
     from exporter.tables import TableConfig
 
-    return BuildOptions(tables=TableConfig(tokens=4096, examples=4, task_pairs=8), cache_dir=token_cache, quiet=True, **kw)
+    return BuildOptions(tables=TableConfig(tokens=4096, examples=4, task_pairs=8), quiet=True, **kw)
 
 
 def hostile_strings(tok, vocab_size):
@@ -34,7 +34,7 @@ def hostile_strings(tok, vocab_size):
 
 
 @pytest.fixture(scope="session")
-def site(tmp_path_factory, site_runs, token_cache):
+def site(tmp_path_factory, site_runs):
     """One site built from both runs, with hostile token texts; returns (site folder, BuildReport)."""
     from exporter import pages
     from exporter.build import build
@@ -42,5 +42,5 @@ def site(tmp_path_factory, site_runs, token_cache):
     out = tmp_path_factory.mktemp("site") / "site"
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(pages, "token_strings", hostile_strings)
-        report = build([site_runs["a"], site_runs["b"]], out, fast_options(token_cache))
+        report = build([site_runs["a"], site_runs["b"]], out, fast_options())
     return out, report

@@ -44,6 +44,7 @@ SKIP_DIRS = frozenset({"site-packages", "dist-packages", "__pycache__"})
 TEST_DIRS = frozenset({"test", "tests", "idle_test"})
 SPLITS = ("train", "val")
 ENCODE_BATCH = 64  # files per tokenizer.encode_batch call
+SAMPLE_BATCH = 8  # files per call when sampling a few files (sample_tokens)
 
 
 @dataclass(frozen=True)
@@ -221,6 +222,22 @@ def _encode_split(corpus: Corpus, tok: Tokenizer, split: str) -> np.ndarray:
     while batch := list(itertools.islice(texts, ENCODE_BATCH)):
         for enc in tok.encode_batch(batch, add_special_tokens=False):
             pieces.append(np.array([eot, *enc.ids], dtype=np.uint16))
+    return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.uint16)
+
+
+def sample_tokens(corpus: Corpus, tok: Tokenizer, split: str, min_tokens: int, seed: int) -> np.ndarray:
+    """Token ids (uint16, each file preceded by EOT) of a seeded random sample of a split's files, at least
+    min_tokens of them when the split holds that many: a small sample without tokenizing the whole corpus."""
+    files = corpus.split_files(split)
+    order = np.random.Generator(np.random.PCG64(seed)).permutation(len(files))  # [n_files]
+    eot, pieces, total = eot_id(tok), [], 0
+    for start in range(0, len(order), SAMPLE_BATCH):
+        texts = [(corpus.root / files[i]).read_bytes().decode("utf-8") for i in order[start:start + SAMPLE_BATCH]]
+        for enc in tok.encode_batch(texts, add_special_tokens=False):
+            pieces.append(np.array([eot, *enc.ids], dtype=np.uint16))
+            total += len(enc.ids) + 1
+        if total >= min_tokens:
+            break
     return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.uint16)
 
 

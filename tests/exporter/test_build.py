@@ -62,14 +62,14 @@ def test_manifest_lists_every_file_with_its_sha256(site):
     assert report.files == len(files) + 1
 
 
-def test_two_builds_of_the_same_inputs_are_byte_identical(site, site_runs, token_cache, tmp_path):
+def test_two_builds_of_the_same_inputs_are_byte_identical(site, site_runs, tmp_path):
     from exporter import pages as pages_module
     from tests.conftest import hostile_strings
 
     out, _ = site
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(pages_module, "token_strings", hostile_strings)
-        build([site_runs["a"], site_runs["b"]], tmp_path / "again", fast_options(token_cache))
+        build([site_runs["a"], site_runs["b"]], tmp_path / "again", fast_options())
     assert (tmp_path / "again" / "manifest.json").read_bytes() == (out / "manifest.json").read_bytes()
 
 
@@ -148,7 +148,7 @@ def test_circuit_page_shows_task_examples_or_says_why_not(site):
     assert "not in this install" in (out / "tiny-a" / "bool_literal" / "index.html").read_text()
 
 
-def test_failed_build_leaves_the_previous_site_untouched(site, site_runs, token_cache, tmp_path, monkeypatch):
+def test_failed_build_leaves_the_previous_site_untouched(site, site_runs, tmp_path, monkeypatch):
     out = tmp_path / "site"
     shutil.copytree(site[0], out)
     before = (out / "manifest.json").read_bytes()
@@ -158,10 +158,10 @@ def test_failed_build_leaves_the_previous_site_untouched(site, site_runs, token_
 
     monkeypatch.setattr(pages, "write_circuit", explode)  # after the model's shards and pages were written
     with pytest.raises(RuntimeError):
-        build([site_runs["a"]], out, fast_options(token_cache, onnx=False))
+        build([site_runs["a"]], out, fast_options(onnx=False))
     monkeypatch.setattr(pages, "write_circuit", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
     with pytest.raises(KeyboardInterrupt):
-        build([site_runs["a"]], out, fast_options(token_cache, onnx=False))
+        build([site_runs["a"]], out, fast_options(onnx=False))
     assert (out / "manifest.json").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["site"]  # no temporary folders left behind
 
@@ -228,8 +228,8 @@ def test_refuses_to_replace_a_folder_that_is_not_a_site(site_runs, tmp_path):
     assert "not a circexport site" in line and (precious / "thesis.tex").read_text() == "years of work"
 
 
-def test_run_without_circuits_builds_a_model_page(site_runs, token_cache, tmp_path):
-    report = build([site_runs["b"]], tmp_path / "s", fast_options(token_cache, onnx=False))
+def test_run_without_circuits_builds_a_model_page(site_runs, tmp_path):
+    report = build([site_runs["b"]], tmp_path / "s", fast_options(onnx=False))
     assert report.circuits == 0 and "No circuits yet" in (tmp_path / "s" / "tiny-b" / "index.html").read_text()
     assert "built" in report.summary() and "MB" in report.summary()
 

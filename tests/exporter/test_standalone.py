@@ -11,9 +11,9 @@ from tests.conftest import fast_options
 from trainer.errors import UserError
 
 
-def test_standalone_graph_is_self_contained_signed_and_labelled(site_runs, token_cache, tmp_path):
+def test_standalone_graph_is_self_contained_signed_and_labelled(site_runs, tmp_path):
     pytest.importorskip("d3graph", reason="pip install 'circexport[d3graph]'")
-    build([site_runs["a"]], tmp_path / "s", fast_options(token_cache, onnx=False, standalone=True))
+    build([site_runs["a"]], tmp_path / "s", fast_options(onnx=False, standalone=True))
     rec = json.loads((site_runs["a"] / "circuits" / "lambda_func.json").read_text())
     html = (tmp_path / "s" / "tiny-a" / "lambda_func" / "standalone.html").read_text()
     assert "ethicalads" not in html and not re.search(r"<script[^>]+src=", html)  # no ad, nothing fetched
@@ -23,8 +23,8 @@ def test_standalone_graph_is_self_contained_signed_and_labelled(site_runs, token
     assert 'href="standalone.html"' in (tmp_path / "s" / "tiny-a" / "lambda_func" / "index.html").read_text()
 
 
-def test_standalone_without_d3graph_says_how_to_install_it(site_runs, token_cache, tmp_path, monkeypatch):
+def test_standalone_without_d3graph_says_how_to_install_it(site_runs, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "d3graph", None)
     with pytest.raises(UserError, match=r"circexport\[d3graph\]"):
-        build([site_runs["a"]], tmp_path / "s", fast_options(token_cache, onnx=False, standalone=True))
+        build([site_runs["a"]], tmp_path / "s", fast_options(onnx=False, standalone=True))
     assert not (tmp_path / "s").exists()

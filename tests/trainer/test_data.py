@@ -234,3 +234,15 @@ def test_cache_files_are_plain_and_nothing_temporary_remains(tok: Tokenizer, tmp
     shards = build_shards(load_corpus(SMALL), tok, tmp_path)
     names = os.listdir(tmp_path / shards.key)
     assert not [n for n in names if n.endswith(".tmp")]
+
+
+def test_sample_tokens_are_whole_train_files_seeded_and_enough(tok: Tokenizer) -> None:
+    corpus = load_corpus(DataConfig(max_bytes=2_000_000))
+    a = data.sample_tokens(corpus, tok, "train", 20_000, seed=3)
+    assert np.array_equal(a, data.sample_tokens(corpus, tok, "train", 20_000, seed=3))  # deterministic
+    assert not np.array_equal(a[:500], data.sample_tokens(corpus, tok, "train", 20_000, seed=4)[:500])
+    assert a.size >= 20_000 and a.dtype == np.uint16
+    docs = np.split(a, np.flatnonzero(a == eot_id(tok)))[1:]  # each piece: EOT + one file
+    texts = {(corpus.root / f).read_text(encoding="utf-8") for f in corpus.split_files("train")}
+    assert all(tok.decode(d[1:].tolist(), skip_special_tokens=False) in texts for d in docs)
+    assert a.size < 20_000 + max(len(d) for d in docs) * data.SAMPLE_BATCH  # stops once it has enough
