@@ -78,6 +78,21 @@ def tasks(run_dir: Path | None) -> None:
     click.echo(summary_table(list_tasks(run_dir, job_config()), 0.15))
 
 
+@main.command("import-openai")
+@click.argument("src", type=click.Path(path_type=Path))
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--tokenizer", "tokenizer_dir", type=click.Path(path_type=Path), help="Folder with vocab.bpe and encoder.json (default: SRC).")
+@_user_errors
+def import_openai(src: Path, out: Path, tokenizer_dir: Path | None) -> None:
+    """Convert an openai/circuit_sparsity model (beeg_config.json, final_model.pt, tinypython_2k) into the run OUT."""
+    from trainer.openai_import import import_openai as convert_model
+
+    imported = convert_model(src, out, tokenizer_dir)
+    for note in imported.notes:
+        click.echo(f"warning: {note}", err=True)
+    click.echo(f"run written to {imported.path}")
+
+
 @main.command()
 @click.argument("run_dirs", nargs=-1, type=click.Path(path_type=Path))
 @click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("site"), show_default=True, help="Site folder (replaced whole).")

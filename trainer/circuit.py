@@ -22,10 +22,10 @@ WRITES = ("attn.resid_delta", "mlp.resid_delta")
 
 def weight_edges(model: GPT, kept: Kept) -> list[dict[str, Any]]:
     """Nonzero weights between kept nodes in c_attn, attn c_proj, mlp c_fc and mlp c_proj."""
-    d = model.cfg.d_model
+    d = model.cfg.d_attn
     edges = []
     for L, block in enumerate(model.blocks):
-        qkv = block.attn.c_attn.weight.detach()  # [3d, d]: rows q, then k, then v
+        qkv = block.attn.c_attn.weight.detach()  # [3 d_attn, d_in]: rows q, then k, then v
         for part, name in enumerate(("q", "k", "v")):
             edges += _edges(qkv[part * d:(part + 1) * d], kept, f"{L}.attn.act_in", f"{L}.attn.{name}")
         edges += _edges(block.attn.c_proj.weight.detach(), kept, f"{L}.attn.v", f"{L}.attn.resid_delta")
@@ -54,14 +54,14 @@ def unembed_edges(model: GPT, kept: Kept, tokens: Iterable[int], vocab: dict[int
 
 def resid_links(model: GPT, kept: Kept) -> list[dict[str, Any]]:
     """A kept residual write and a later kept read of the same channel."""
-    n = model.cfg.n_layer
+    n, d = model.cfg.n_layer, model.cfg.d_model  # reads past d are the concatenated position embedding
     writes = [(L * 2 + part, f"{L}.{w}") for L in range(n) for part, w in enumerate(WRITES)]
     reads = [(L * 2 + part, f"{L}.{r}") for L in range(n) for part, r in enumerate(READS)] + [(2 * n, "final_resid")]
     links = []
     for w_pos, w_loc in writes:
         for r_pos, r_loc in reads:
             if r_pos > w_pos:
-                for c in (kept[w_loc] & kept[r_loc]).nonzero().flatten().tolist():
+                for c in (kept[w_loc] & kept[r_loc][:d]).nonzero().flatten().tolist():
                     links.append({"src": node_id(w_loc, c), "dst": node_id(r_loc, c)})
     return links
 

@@ -18,6 +18,8 @@ SPARSE_LOCATIONS = (
     "attn.act_in", "attn.q", "attn.k", "attn.v", "attn.resid_delta",
     "mlp.act_in", "mlp.post_act", "mlp.resid_delta",
 )
+# The residual stream after each sublayer's write: sparsified only in some released models.
+RESID_LOCATIONS = ("resid.post_attn", "resid.post_mlp")
 
 
 @dataclass(frozen=True)
@@ -34,17 +36,38 @@ class ModelConfig:
     bigram: bool = False  # dense vocab x vocab logit table; excluded from sparsity and decay
     attn_sink: bool = False  # per-head learnable logit of an extra key whose value is zero
     afrac: float = 0.25  # AbsTopK keeps ceil(afrac * dim) entries per token; 1.0 = off
-    afrac_locations: tuple[str, ...] = SPARSE_LOCATIONS
+    afrac_locations: tuple[str, ...] = SPARSE_LOCATIONS  # any of SPARSE_LOCATIONS and RESID_LOCATIONS
+    # Options of the released openai/circuit_sparsity models (trainer/openai_import.py); defaults = the recipe.
+    attn_width: int = 0  # width of q, k and v (n_head * d_head); 0 = d_model
+    mlp_width: int = 0  # MLP hidden width; 0 = mlp_mult * d_model
+    norm: str = "rms"  # "rms" (RMSNorm) or "layer" (LayerNorm with a bias)
+    norm_eps: float = 1e-6
+    activation: str = "gelu"  # MLP nonlinearity: "gelu" or "relu"
+    resid_activation: str = "identity"  # applied to the residual stream after each sublayer: "identity" or "relu"
+    d_pos_emb: int = 0  # > 0: the position embedding is this wide, normalized and concatenated to each sublayer's input
+    tied_unembed: bool = False  # the unembedding reuses the token embedding matrix
+    bigram_learnable: bool = True  # False: the bigram table is fixed (not trained)
+    afrac_round: str = "ceil"  # k = max(1, ceil(afrac * dim)); "floor": k = int(afrac * dim), as the released code
+
+    @property
+    def d_attn(self) -> int:
+        """Width of q, k and v (all heads side by side)."""
+        return self.attn_width or self.d_model
 
     @property
     def n_head(self) -> int:
         """Number of attention heads."""
-        return self.d_model // self.d_head
+        return self.d_attn // self.d_head
 
     @property
     def d_mlp(self) -> int:
         """Width of the MLP hidden layer."""
-        return self.mlp_mult * self.d_model
+        return self.mlp_width or self.mlp_mult * self.d_model
+
+    @property
+    def d_in(self) -> int:
+        """Width of a sublayer's input: the residual, plus the concatenated position embedding."""
+        return self.d_model + self.d_pos_emb
 
 
 @dataclass(frozen=True)
@@ -207,11 +230,19 @@ def _check(cfg: RunConfig, source: str) -> None:
     """Reject values that no model or schedule can have."""
     m, s, t, d = cfg.model, cfg.sparsity, cfg.train, cfg.data
     rules = [
-        (m.d_model > 0 and m.d_head > 0 and m.d_model % m.d_head == 0, "model.d_model must be a positive multiple of model.d_head"),
+        (m.d_model > 0 and m.d_head > 0 and (m.attn_width > 0 or m.d_model % m.d_head == 0), "model.d_model must be a positive multiple of model.d_head"),
         (m.n_layer > 0 and m.n_ctx > 1 and m.vocab_size > 1 and m.mlp_mult > 0, "model sizes must be positive"),
         (m.vocab_size <= 65536, "model.vocab_size must be <= 65536 (tokens are stored as uint16)"),
+        (m.attn_width >= 0 and m.d_head > 0 and m.attn_width % m.d_head == 0, "model.attn_width must be 0 or a positive multiple of model.d_head"),
+        (m.mlp_width >= 0 and m.d_pos_emb >= 0, "model.mlp_width and model.d_pos_emb must be >= 0"),
+        (m.d_pos_emb == 0 or m.pos_emb, "model.d_pos_emb > 0 needs model.pos_emb = true"),
+        (m.norm in ("rms", "layer") and m.norm_eps > 0, "model.norm must be 'rms' or 'layer', model.norm_eps > 0"),
+        (m.activation in ("gelu", "relu"), "model.activation must be 'gelu' or 'relu'"),
+        (m.resid_activation in ("identity", "relu"), "model.resid_activation must be 'identity' or 'relu'"),
         (0 < m.afrac <= 1, "model.afrac must be in (0, 1]"),
-        (set(m.afrac_locations) <= set(SPARSE_LOCATIONS), f"model.afrac_locations must be among {', '.join(SPARSE_LOCATIONS)}"),
+        (m.afrac_round in ("ceil", "floor"), "model.afrac_round must be 'ceil' or 'floor'"),
+        (set(m.afrac_locations) <= set(SPARSE_LOCATIONS + RESID_LOCATIONS),
+         f"model.afrac_locations must be among {', '.join(SPARSE_LOCATIONS + RESID_LOCATIONS)}"),
         (s.l0 > 0, "sparsity.l0 must be > 0 (it is the target count of nonzero weights)"),
         (0 <= s.anneal_start <= s.anneal_end <= 1, "sparsity.anneal_start <= anneal_end must lie in [0, 1]"),
         (s.min_per_row >= 0 and s.embed_density_mult > 0, "sparsity.min_per_row must be >= 0, embed_density_mult > 0"),

@@ -40,6 +40,8 @@ def abs_topk(x: torch.Tensor, k: int) -> torch.Tensor:
     """Keep the k entries of largest |x| along the last dim, zero the rest (AbsTopK)."""
     if k >= x.shape[-1]:
         return x
+    if k <= 0:  # afrac_round = "floor" on a narrow location keeps nothing, as the released code does
+        return x * 0
     return x * topk_mask(x.detach(), k)  # gradient flows through the kept entries only
 
 
@@ -65,7 +67,12 @@ class Sparsify(nn.Module):
     def __init__(self, cfg: ModelConfig, location: str, dim: int) -> None:
         super().__init__()
         on = location in cfg.afrac_locations and cfg.afrac < 1.0
-        self.k = max(1, math.ceil(cfg.afrac * dim)) if on else dim
+        if not on:
+            self.k = dim
+        elif cfg.afrac_round == "floor":
+            self.k = int(cfg.afrac * dim)  # the released code's rounding
+        else:
+            self.k = max(1, math.ceil(cfg.afrac * dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """AbsTopK over the last dim."""
@@ -87,33 +94,92 @@ class RMSNorm(nn.Module):
         return x * scale * self.weight
 
 
+class LayerNorm(nn.Module):
+    """LayerNorm with a learned gain and bias; its scale 1/std is a hook point, as in RMSNorm."""
+
+    def __init__(self, dim: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.bias = nn.Parameter(torch.zeros(dim))
+        self.scale = HookPoint()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(x - mean) * rsqrt(var + eps) * weight + bias."""
+        x = x - x.mean(-1, keepdim=True)  # [B, T, d]
+        scale = self.scale(torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps))  # [B, T, 1]
+        return x * scale * self.weight + self.bias
+
+
+def make_norm(cfg: ModelConfig, dim: int) -> nn.Module:
+    """The configured norm (RMSNorm or LayerNorm) over dim channels."""
+    return (RMSNorm if cfg.norm == "rms" else LayerNorm)(dim, cfg.norm_eps)
+
+
+class ResidualOut(nn.Module):
+    """What the residual stream goes through after a sublayer adds to it: optional ReLU, then AbsTopK."""
+
+    def __init__(self, cfg: ModelConfig, location: str) -> None:
+        super().__init__()
+        self.relu = cfg.resid_activation == "relu"
+        self.top = Sparsify(cfg, location, cfg.d_model)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x [B, T, d] -> x [B, T, d]."""
+        return self.top(torch.relu(x) if self.relu else x)
+
+
+def residual_out(cfg: ModelConfig, location: str) -> nn.Module:
+    """A ResidualOut where the config changes the residual at `location`, else an identity."""
+    if cfg.resid_activation != "identity" or (location in cfg.afrac_locations and cfg.afrac < 1.0):
+        return ResidualOut(cfg, location)
+    return nn.Identity()
+
+
+class TiedUnembed(nn.Module):
+    """Unembedding that reads the token embedding's matrix (stored once), plus its own logit bias."""
+
+    def __init__(self, wte: nn.Embedding) -> None:
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(wte.num_embeddings))
+        self._tied = (wte,)  # a tuple, so wte is not registered twice and its weight is saved once
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The tied matrix [vocab, d]."""
+        return self._tied[0].weight
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x [..., d] -> logits [..., vocab]."""
+        return F.linear(x, self.weight, self.bias)
+
+
 class Attention(nn.Module):
     """Causal multi-head attention with d_head-wide heads and an optional per-head sink."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        d = cfg.d_model
-        self.n_head, self.d_head = cfg.n_head, cfg.d_head
-        self.c_attn = nn.Linear(d, 3 * d)
-        self.c_proj = nn.Linear(d, d)
+        self.n_head, self.d_head, self.d_attn = cfg.n_head, cfg.d_head, cfg.d_attn
+        self.c_attn = nn.Linear(cfg.d_in, 3 * cfg.d_attn)
+        self.c_proj = nn.Linear(cfg.d_attn, cfg.d_model)
         self.sink = nn.Parameter(torch.zeros(cfg.n_head)) if cfg.attn_sink else None
-        self.top_in, self.top_q, self.top_k, self.top_v, self.top_out = (
-            Sparsify(cfg, f"attn.{loc}", d) for loc in ("act_in", "q", "k", "v", "resid_delta")
-        )
+        self.top_in = Sparsify(cfg, "attn.act_in", cfg.d_in)
+        self.top_q, self.top_k, self.top_v = (Sparsify(cfg, f"attn.{loc}", cfg.d_attn) for loc in ("q", "k", "v"))
+        self.top_out = Sparsify(cfg, "attn.resid_delta", cfg.d_model)
         self.act_in, self.q, self.k, self.v, self.resid_delta = (HookPoint() for _ in range(5))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Read the normalized residual x [B, T, d]; return the write to the residual [B, T, d]."""
-        B, T, C = x.size()
+        """Read the normalized residual x [B, T, d_in]; return the write to the residual [B, T, d]."""
+        B, T, _ = x.size()
         x = self.act_in(self.top_in(x))
-        q, k, v = self.c_attn(x).split(C, dim=-1)
+        q, k, v = self.c_attn(x).split(self.d_attn, dim=-1)  # 3 x [B, T, d_attn]
         q, k, v = self.q(self.top_q(q)), self.k(self.top_k(k)), self.v(self.top_v(v))  # top-k over all heads
         q, k, v = (t.view(B, T, self.n_head, self.d_head).transpose(1, 2) for t in (q, k, v))  # [B, H, T, dh]
         if self.sink is None:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         else:
             y = self._attend_with_sink(q, k, v)
-        y = y.transpose(1, 2).reshape(B, T, C)
+        y = y.transpose(1, 2).reshape(B, T, self.d_attn)
         return self.resid_delta(self.top_out(self.c_proj(y)))
 
     def _attend_with_sink(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -128,52 +194,66 @@ class Attention(nn.Module):
 
 
 class MLP(nn.Module):
-    """GELU MLP of width mlp_mult * d_model."""
+    """GELU (or ReLU) MLP of width d_mlp."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        self.c_fc = nn.Linear(cfg.d_model, cfg.d_mlp)
+        self.c_fc = nn.Linear(cfg.d_in, cfg.d_mlp)
         self.c_proj = nn.Linear(cfg.d_mlp, cfg.d_model)
-        self.top_in = Sparsify(cfg, "mlp.act_in", cfg.d_model)
+        self.relu = cfg.activation == "relu"
+        self.top_in = Sparsify(cfg, "mlp.act_in", cfg.d_in)
         self.top_post = Sparsify(cfg, "mlp.post_act", cfg.d_mlp)
         self.top_out = Sparsify(cfg, "mlp.resid_delta", cfg.d_model)
         self.act_in, self.post_act, self.resid_delta = (HookPoint() for _ in range(3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Read the normalized residual x [B, T, d]; return the write to the residual [B, T, d]."""
+        """Read the normalized residual x [B, T, d_in]; return the write to the residual [B, T, d]."""
         x = self.act_in(self.top_in(x))
-        h = self.post_act(self.top_post(F.gelu(self.c_fc(x))))  # [B, T, d_mlp]
+        h = self.c_fc(x)  # [B, T, d_mlp]
+        h = self.post_act(self.top_post(F.relu(h) if self.relu else F.gelu(h)))
         return self.resid_delta(self.top_out(self.c_proj(h)))
 
 
 class Block(nn.Module):
-    """Pre-norm transformer block."""
+    """Pre-norm transformer block; with d_pos_emb, each sublayer also reads the normalized position embedding."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        self.ln_1 = RMSNorm(cfg.d_model)
+        self.ln_1 = make_norm(cfg, cfg.d_model)
         self.attn = Attention(cfg)
-        self.ln_2 = RMSNorm(cfg.d_model)
+        self.ln_2 = make_norm(cfg, cfg.d_model)
         self.mlp = MLP(cfg)
+        if cfg.d_pos_emb:
+            self.ln_p1, self.ln_p2 = make_norm(cfg, cfg.d_pos_emb), make_norm(cfg, cfg.d_pos_emb)
+        self.post_attn = residual_out(cfg, "resid.post_attn")
+        self.post_mlp = residual_out(cfg, "resid.post_mlp")
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x [B, T, d] -> x [B, T, d]."""
-        x = x + self.attn(self.ln_1(x))
-        return x + self.mlp(self.ln_2(x))
+    def forward(self, x: torch.Tensor, pos: torch.Tensor | None = None) -> torch.Tensor:
+        """x [B, T, d] (and pos [T, d_pos_emb] to concatenate) -> x [B, T, d]."""
+        if pos is None:
+            x = self.post_attn(x + self.attn(self.ln_1(x)))
+            return self.post_mlp(x + self.mlp(self.ln_2(x)))
+        x = self.post_attn(x + self.attn(_cat(self.ln_1(x), self.ln_p1(pos))))
+        return self.post_mlp(x + self.mlp(_cat(self.ln_2(x), self.ln_p2(pos))))
+
+
+def _cat(h: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    """[B, T, d] and [T, p] -> [B, T, d + p]."""
+    return torch.cat([h, pos.expand(h.size(0), -1, -1)], dim=-1)
 
 
 class GPT(nn.Module):
-    """The decoder: embeddings, blocks, final RMSNorm, untied unembedding, optional bigram table."""
+    """The decoder: embeddings, blocks, final norm, (un)tied unembedding, optional bigram table."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
         self.wte = nn.Embedding(cfg.vocab_size, cfg.d_model)
-        self.wpe = nn.Embedding(cfg.n_ctx, cfg.d_model) if cfg.pos_emb else None
+        self.wpe = nn.Embedding(cfg.n_ctx, cfg.d_pos_emb or cfg.d_model) if cfg.pos_emb else None
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
         self.final_resid = HookPoint()
-        self.ln_f = RMSNorm(cfg.d_model)
-        self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size)
+        self.ln_f = make_norm(cfg, cfg.d_model)
+        self.lm_head = TiedUnembed(self.wte) if cfg.tied_unembed else nn.Linear(cfg.d_model, cfg.vocab_size)
         self.bigram = nn.Embedding(cfg.vocab_size, cfg.vocab_size) if cfg.bigram else None
         self.hook_points: dict[str, HookPoint] = {}
         for path, module in self.named_modules():
@@ -187,6 +267,7 @@ class GPT(nn.Module):
             nn.init.normal_(block.mlp.c_proj.weight, std=out_std)
         if self.bigram is not None:
             nn.init.zeros_(self.bigram.weight)
+            self.bigram.weight.requires_grad_(cfg.bigram_learnable)  # a fixed table when not learnable
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
@@ -202,10 +283,13 @@ class GPT(nn.Module):
         if T > self.cfg.n_ctx:
             raise ValueError(f"sequence of {T} tokens is longer than the context of {self.cfg.n_ctx}")
         x = self.wte(idx)  # [B, T, d]
-        if self.wpe is not None:
+        pos = None
+        if self.wpe is not None and self.cfg.d_pos_emb:
+            pos = self.wpe.weight[:T]  # [T, d_pos_emb], concatenated to each sublayer's input
+        elif self.wpe is not None:
             x = x + self.wpe(torch.arange(T, device=idx.device))
         for block in self.blocks:
-            x = block(x)
+            x = block(x, pos)
         x = self.final_resid(x)
         if last is not None:  # read out one position per row
             rows = torch.arange(B, device=idx.device)
@@ -222,7 +306,11 @@ class GPT(nn.Module):
 
     def location_dim(self, location: str) -> int:
         """Number of channels (nodes) at a location."""
-        return self.cfg.d_mlp if location.endswith("mlp.post_act") else self.cfg.d_model
+        if location.endswith("mlp.post_act"):
+            return self.cfg.d_mlp
+        if location.endswith(("attn.q", "attn.k", "attn.v")):
+            return self.cfg.d_attn
+        return self.cfg.d_in if location.endswith("act_in") else self.cfg.d_model
 
     @contextmanager
     def hooks(self, fns: Mapping[str, HookFn]) -> Iterator[None]:

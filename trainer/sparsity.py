@@ -57,7 +57,8 @@ def is_sparsified(name: str, param: torch.Tensor, sparse_biases: bool) -> bool:
         return False
     if param.ndim == 2:
         return True
-    return sparse_biases and param.ndim == 1 and name.endswith(".bias")  # never norms or sinks
+    is_norm = any(part.startswith("ln_") for part in name.split("."))  # a LayerNorm's bias stays dense too
+    return sparse_biases and param.ndim == 1 and name.endswith(".bias") and not is_norm  # never norms or sinks
 
 
 def plan_sparsity(

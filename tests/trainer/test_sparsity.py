@@ -353,3 +353,13 @@ def test_normalize_grad_rms() -> None:
     b.grad.zero_()
     assert normalize_grad_rms_([a, b]) == 0.0
     assert a.grad.abs().sum() == 0
+
+
+def test_layernorm_biases_stay_dense_even_with_sparse_biases():
+    from trainer.config import ModelConfig
+    from trainer.model import GPT
+
+    model = GPT(ModelConfig(vocab_size=32, n_layer=1, d_model=32, n_ctx=8, norm="layer", tied_unembed=True))
+    sparse = {n for n, p in model.named_parameters() if sparsity.is_sparsified(n, p, sparse_biases=True)}
+    assert {"blocks.0.ln_1.bias", "ln_f.bias"}.isdisjoint(sparse)
+    assert {"blocks.0.attn.c_attn.bias", "lm_head.bias", "wte.weight"} <= sparse and "lm_head.weight" not in sparse

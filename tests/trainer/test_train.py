@@ -161,7 +161,9 @@ def test_cli_reports_one_line_and_creates_nothing(tmp_path):
     out = tmp_path / "bad"
     result = CliRunner().invoke(main, ["train", "--config", "tiny", "--set", "model.d_modle=64", "--out", str(out)])
     assert result.exit_code == 1
-    assert result.output == "Error: tiny.toml: model.d_modle: unknown key (known: vocab_size, n_layer, d_model, d_head, n_ctx, mlp_mult, pos_emb, bigram, attn_sink, afrac, afrac_locations)\n"
+    assert result.output == ("Error: tiny.toml: model.d_modle: unknown key (known: vocab_size, n_layer, d_model, d_head, n_ctx, "
+                             "mlp_mult, pos_emb, bigram, attn_sink, afrac, afrac_locations, attn_width, mlp_width, norm, "
+                             "norm_eps, activation, resid_activation, d_pos_emb, tied_unembed, bigram_learnable, afrac_round)\n")
     assert not out.exists()
     result = CliRunner().invoke(main, ["train", "--config", "tiny", "--set", "train.steps=many", "--out", str(out)])
     assert result.exit_code == 1 and "train.steps: expected int" in result.output
