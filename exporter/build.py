@@ -19,7 +19,7 @@ from tqdm import tqdm
 from exporter import pages
 from exporter.inputs import RunInput, demo_runs, read_runs
 from exporter.render import ASSETS, SiteWriter, template_dir
-from exporter.tables import TableConfig, sample_windows, task_sample
+from exporter.tables import TableConfig, sample_windows, task_sample, training_chars
 from trainer.errors import UserError
 
 MANIFEST = "manifest.json"
@@ -83,7 +83,8 @@ def prepare(run: RunInput, options: BuildOptions) -> pages.Samples:
     """Read the text each run's tables are computed on: corpus windows and each circuit's task pairs."""
     windows = sample_windows(run, options.tables)
     tasks = {c.slug: task_sample(run, c, options.tables.task_pairs) for c in run.circuits}
-    return pages.Samples(windows=windows, tasks=tasks)
+    chars = training_chars(run) if run.circuits else ""
+    return pages.Samples(windows=windows, tasks=tasks, chars=chars)
 
 
 def check_output(out: Path) -> None:

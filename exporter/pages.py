@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from exporter import live
 from exporter import onnx_export as ox
 from exporter.inputs import CircuitInput, RunInput
 from exporter.render import SiteWriter
@@ -25,6 +26,7 @@ class Samples:
 
     windows: torch.Tensor  # [N, W] pretraining windows
     tasks: dict[str, TaskSample | None]  # per circuit slug: its task's pairs, None without the task suite
+    chars: str = ""  # every distinct character of the training text (the live panel flags the others)
 
 
 def node_file(node: str) -> str:
@@ -44,6 +46,8 @@ def write_model(site: SiteWriter, run: RunInput, samples: Samples, options: Any,
             for sign in ch:
                 ch[sign] = [[strings[i], v] for i, v in ch[sign]]
     site.shard(f"data/{m}/model.js", f"{m}/model", {"curves": curves(run.metrics), "embed": embed})
+    if run.circuits:
+        site.shard(f"data/{m}/tokenizer.js", f"{m}/tokenizer", live.tokenizer_data(run.tokenizer, samples.chars))
     onnx_set = ox.OnnxSet(f"onnx/{m}") if options.onnx else None
     onnx_files = None
     if onnx_set is not None:
@@ -55,7 +59,7 @@ def write_model(site: SiteWriter, run: RunInput, samples: Samples, options: Any,
     row = {n: j for j, n in enumerate(union)}
     bar.update(1)
     for c in run.circuits:
-        summary["circuits"].append(write_circuit(site, run, c, samples, acts, row, strings, options, onnx_set))
+        summary["circuits"].append(write_circuit(site, run, c, samples, acts, row, strings, options, onnx_set, onnx_files))
         bar.update(1)
     if onnx_set is not None:
         sizes = onnx_set.write(site)  # weights.bin, the models and their twins, each checked against PyTorch
@@ -134,8 +138,9 @@ def answer_ids(run: RunInput, c: CircuitInput) -> tuple[int | None, int | None]:
 
 
 def write_circuit(site: SiteWriter, run: RunInput, c: CircuitInput, samples: Samples, acts: np.ndarray,
-                  row: dict[str, int], strings: list[str], options: Any, onnx_set: ox.OnnxSet | None) -> dict[str, Any]:
-    """The circuit page, its shard, one page and shard per node, and the circuit's ONNX model."""
+                  row: dict[str, int], strings: list[str], options: Any, onnx_set: ox.OnnxSet | None,
+                  full_onnx: dict[str, Any] | None) -> dict[str, Any]:
+    """The circuit page, its shards (graph, live panel), one page and shard per node, and the circuit's ONNX model."""
     m, t, model, rec = run.slug, c.slug, run.run.model, c.record
     answers = answer_ids(run, c)
     sample = samples.tasks.get(c.slug)
@@ -146,8 +151,10 @@ def write_circuit(site: SiteWriter, run: RunInput, c: CircuitInput, samples: Sam
     windows = samples.windows.numpy()
     onnx_files = circuit_onnx(onnx_set, run, c, answers, sample, samples.windows[:4]) if onnx_set is not None else None
     labels = [answer_label(rec, role, a, strings) for role, a in zip(("target", "alternative"), answers)]
+    scales = []  # per node, max |activation| over the sample: the live panel's color scale
     for n in nodes:
         table = node_table(acts[row[n["id"]]], windows, options.tables)
+        scales.append(table["stats"]["scale"])
         top = table["top"][0] if table["top"] else None
         for side in ("top", "bottom"):
             for ex in table[side]:
@@ -160,6 +167,8 @@ def write_circuit(site: SiteWriter, run: RunInput, c: CircuitInput, samples: Sam
                   n_nodes=len(nodes), node_index=nodes.index(n), cite=cite(m, t, n, run, options.site_url),
                   model_sha=run.model_sha, answers=answers)
     site.shard(f"data/{m}/{t}/circuit.js", f"{m}/{t}/circuit", graph)
+    site.shard(f"data/{m}/{t}/live.js", f"{m}/{t}/live",
+               live.circuit_data(run, c, labels, answer_pair(answers, sample), examples, scales, onnx_files, full_onnx))
     shown = [{"prompt": "".join(strings[i] for i in e["prompt"][-32:]), "cut": len(e["prompt"]) > 32,
               "correct": strings[e["correct"]], "wrong": strings[e["wrong"]], "p_full": e["p_full"],
               "p_circuit": e["p_circuit"], "role": e["role"]} for e in examples]
@@ -182,16 +191,21 @@ def answer_label(rec: dict[str, Any], role: str, token: int | None, strings: lis
     return {"role": role, "text": strings[token] if token is not None else rec["task"][role], "is_token": token is not None}
 
 
+def answer_pair(answers: tuple[int | None, int | None], sample: TaskSample | None) -> list[int]:
+    """The answer token ids a circuit's live panel and ONNX check start from: the task's, else those of its first
+    pair (for answers that vary per pair), else 0 and 1."""
+    if None not in answers:
+        return [int(a) for a in answers]
+    if sample is not None:
+        return [int(sample.correct[0]), int(sample.wrong[0])]
+    return [0, 1]
+
+
 def circuit_onnx(onnx_set: ox.OnnxSet, run: RunInput, c: CircuitInput, answers: tuple[int | None, int | None],
                  sample: TaskSample | None, windows: torch.Tensor) -> dict[str, Any]:
     """Export the circuit model; it is written (and checked against PyTorch) with the run's other models."""
     module = ox.CircuitModel(run.run.model, run.means, c.node_ids).eval()
-    if None not in answers:
-        pair = torch.tensor([answers], dtype=torch.long)
-    elif sample is not None:
-        pair = torch.stack([sample.correct[:1], sample.wrong[:1]], 1)
-    else:
-        pair = torch.tensor([[0, 1]])
+    pair = torch.tensor([answer_pair(answers, sample)], dtype=torch.long)
     meta = {"circexport.nodes": ",".join(c.node_ids), "circexport.model_sha256": run.model_sha,
             "circexport.task": c.record["task"]["name"]}
     if None not in answers:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 from importlib.metadata import PackageNotFoundError, version
@@ -16,6 +17,8 @@ from trainer.errors import UserError
 # site-packages after `pip install .` (it is shipped as package data).
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "web_template"
 ASSETS = "assets"
+# Vendored files the pages also need as text (ES modules, and the runtime the live panel starts in a Blob-URL worker).
+TEXT_TWINS = ("*.mjs", "ort.wasm.min.js")
 
 
 def template_dir() -> Path:
@@ -81,8 +84,20 @@ class SiteWriter:
         self.write(rel, shard_text(key, data))
 
     def copy_assets(self) -> None:
-        """CSS and JS of the pages, and the vendored libraries with their licenses, into assets/."""
+        """CSS and JS of the pages, and the vendored libraries with their licenses, into assets/. A vendored
+        `X.gz` is shipped as the classic script `X.gz.js` (base64; pages never fetch, so that file:// works), and the
+        files matching TEXT_TWINS also as classic scripts `X.js` holding their text."""
         tdir = template_dir()
         shutil.copytree(tdir / "static", self.root / ASSETS, dirs_exist_ok=True)
         for lib in sorted(p for p in (tdir / "vendor").iterdir() if p.is_dir()):
-            shutil.copytree(lib, self.root / ASSETS / "vendor" / lib.name, dirs_exist_ok=True)
+            rel = f"{ASSETS}/vendor/{lib.name}"
+            shutil.copytree(lib, self.root / rel, dirs_exist_ok=True, ignore=shutil.ignore_patterns("*.gz"))
+            for gz in sorted(lib.glob("*.gz")):
+                self.write(f"{rel}/{gz.name}.js", base64_twin(f"vendor/{lib.name}/{gz.name}", gz.read_bytes()))
+            for src in sorted(p for pattern in TEXT_TWINS for p in lib.glob(pattern)):
+                self.shard(f"{rel}/{src.name}.js", f"vendor/{lib.name}/{src.name}", src.read_text(encoding="utf-8"))
+
+
+def base64_twin(key: str, data: bytes) -> str:
+    """Bytes as a classic script (`cx.register(key, "<base64>")`), for pages opened from file://."""
+    return f"cx.register({json.dumps(key)}, \"{base64.b64encode(data).decode('ascii')}\");\n"

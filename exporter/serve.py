@@ -14,6 +14,7 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     """Static files from the site folder; logs only errors."""
 
     extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, ".js": "text/javascript",
+                      ".mjs": "text/javascript", ".wasm": "application/wasm",  # ES modules and wasm need their types
                       ".onnx": "application/octet-stream", ".json": "application/json"}
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name

@@ -62,6 +62,14 @@ def sample_windows(inp: RunInput, cfg: TableConfig) -> torch.Tensor:
     return data.sample_batch(pool, width - 1, n, SAMPLE_SEED, 0)  # [N, W]
 
 
+def training_chars(inp: RunInput) -> str:
+    """Every distinct character of the run's training text (train split), sorted (about 0.3 s for the demo corpus)."""
+    seen: set[str] = set()
+    for text in data.iter_texts(data.load_corpus(inp.run.cfg.data), "train"):
+        seen.update(text)
+    return "".join(sorted(seen))
+
+
 @torch.no_grad()
 def node_activations(model: GPT, windows: torch.Tensor, node_ids: list[str], batch: int) -> np.ndarray:
     """Activations [n_nodes, N, W] of the given nodes over the windows, in the full (unablated) model."""

@@ -1,5 +1,6 @@
 // The circuit as a layered graph: one row per layer × location (q, k, v share a row, grouped by head), bottom to top,
-// answer tokens on top. Hover shows a card; a click selects a node (kept in location.hash) and lists its wiring.
+// answer tokens on top. Hover shows a card; a click selects a node (kept in location.hash) and lists its wiring, or,
+// with the live panel open, toggles it between kept and mean-ablated (drawn hollow).
 (function () {
   "use strict";
   const KINDS = ["attn.act_in", "attn.qkv", "attn.resid_delta", "mlp.act_in", "mlp.post_act", "mlp.resid_delta"];
@@ -148,8 +149,15 @@
     counts.dataset.nodes = g.counts.nodes; counts.dataset.edges = g.counts.edges;
     const wrap = container.closest(".graph-panel") || container;
     parts.nodes.on("mouseenter", (event, n) => hoverCard(hover, n, event, wrap)).on("mouseleave", () => { hover.hidden = true; })
-      .on("click", (event, n) => { event.stopPropagation(); cx.setState({ node: n.id }); })
-      .on("keydown", (event, n) => { if (event.key === "Enter" || event.key === " ") { event.preventDefault(); cx.setState({ node: n.id }); } });
+      .on("click", (event, n) => { // with the live panel open a click toggles the node's ablation; shift-click selects
+        event.stopPropagation();
+        if (!(cx.nodeAction && cx.nodeAction(n.id, event))) cx.setState({ node: n.id });
+      })
+      .on("keydown", (event, n) => {
+        if (event.key !== "Enter" && event.key !== " ") return;
+        event.preventDefault();
+        if (!(cx.nodeAction && cx.nodeAction(n.id, event))) cx.setState({ node: n.id });
+      });
     parts.bg.on("click", () => cx.setState({ node: null }));
 
     const points = sweepPoints(g);
@@ -159,8 +167,13 @@
     const links = document.getElementById("show-links");
     links.addEventListener("change", () => parts.links.classed("hidden", !links.checked));
 
+    const index = new Map(g.nodes.map((n, j) => [n.id, j]));
+    let drawn = null; // the view state last drawn: node and k (the live panel's ablations only restyle nodes)
     function render(state) {
-      const index = new Map(g.nodes.map((n, j) => [n.id, j]));
+      const off = new Set((state.off || "").split(","));
+      parts.nodes.classed("ablated", (n) => off.has(n.id));
+      if (drawn && drawn.node === state.node && drawn.k === state.k) return;
+      drawn = { node: state.node, k: state.k };
       const j = index.has(state.node) ? index.get(state.node) : null;
       const at = points.findIndex((p) => String(p.k) === state.k);
       const k = at < 0 ? Infinity : points[at].k;
