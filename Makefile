@@ -14,10 +14,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q -c constraints.txt ".[test,d3graph]"
 	touch $(STAMP)
 
-# The main job: a short training run of the tiny config (until `circexport build` lands).
+# The main job: the static circuit site of the demo runs shipped in trainer/zoo/, written to site/.
 demo: setup
-	rm -rf runs/tiny-demo
-	$(VENV)/bin/circexport train --config tiny --out runs/tiny-demo --set train.steps=200
+	$(VENV)/bin/circexport build -o site
+	@echo "open site/index.html in a browser (or: $(VENV)/bin/circexport serve site)"
 
 # Debian's Chromium for the browser tests (as root; never `playwright install`, which downloads a browser).
 chromium:

@@ -49,20 +49,33 @@ class Splits:
 
 
 class Evaluator:
-    """Task loss of the model under a keep-set, on one batch, without gradients."""
+    """Task loss of the model under a keep-set, on one batch, without gradients. Prompts run in chunks of
+    similar length, each cut after its longest prompt (a causal model's logits at a position ignore what follows)."""
+
+    CHUNK = 64  # prompts per forward pass
 
     def __init__(self, model: GPT, means: Mapping[str, torch.Tensor], batch: TaskBatch) -> None:
         self.model, self.means, self.batch = model, means, batch
+        order = torch.argsort(batch.last, stable=True)  # [N] rows by prompt length
+        self.chunks = list(order.split(self.CHUNK))
+        self.inverse = torch.argsort(order)  # [N] puts the chunks' rows back in batch order
 
     @torch.no_grad()
-    def logits(self, kept: Kept | None = None, extra: Mapping[str, Callable] | None = None) -> torch.Tensor:
-        """Logits at each prompt's last token [N, vocab] with the nodes outside `kept` mean-ablated."""
-        with ablate(self.model, kept or {}, self.means), self.model.hooks(extra or {}):
-            return self.model(self.batch.tokens, self.batch.last)
+    def logits(self, kept: Kept | None = None, freeze_norms: bool = False) -> torch.Tensor:
+        """Logits at each prompt's last token [N, vocab] with the nodes outside `kept` mean-ablated (and with every
+        norm's scale frozen to the full model's value on the same prompt when freeze_norms)."""
+        out = []
+        for rows in self.chunks:
+            last = self.batch.last[rows]  # [n]
+            tokens = self.batch.tokens[rows, :int(last.max()) + 1]  # [n, T]
+            frozen = frozen_scales(self.model, tokens, last) if freeze_norms else {}
+            with ablate(self.model, kept or {}, self.means), self.model.hooks(frozen):
+                out.append(self.model(tokens, last))  # [n, vocab]
+        return torch.cat(out)[self.inverse]
 
-    def loss(self, kept: Kept | None = None, extra: Mapping[str, Callable] | None = None) -> float:
+    def loss(self, kept: Kept | None = None, freeze_norms: bool = False) -> float:
         """Pair loss (cross-entropy over the two answers) under a keep-set."""
-        return float(pair_loss(self.logits(kept, extra), self.batch))
+        return float(pair_loss(self.logits(kept, freeze_norms), self.batch))
 
 
 def prune_task(model: GPT, means: Mapping[str, torch.Tensor], splits: Splits, cfg: PruneConfig) -> dict[str, Any]:
@@ -75,15 +88,15 @@ def prune_task(model: GPT, means: Mapping[str, torch.Tensor], splits: Splits, cf
         for k_coef in cfg.k_coefs:
             scores = learn_masks(model, means, splits.train, cfg, lr, k_coef)
             kept, sweep = smallest_circuit(scores, ev, cfg.target_loss)
-            if cfg.greedy and kept is not None:
-                kept = greedy_trim(kept, scores, ev, cfg.target_loss)
             size = math.inf if kept is None else count(kept)
             log.info("lr %g k_coef %g: %s nodes", lr, k_coef, size)
             if best is None or size < best[0]:
                 best = (size, kept, scores, sweep, {"lr": lr, "k_coef": k_coef})
-    size, kept, scores, sweep, chosen = best
+    size, kept, scores, sweep, chosen = best  # the sweep point with the smallest bisected circuit
     if kept is None:
         kept = all_kept(model)
+    elif cfg.greedy:
+        kept = greedy_trim(kept, scores, ev, cfg.target_loss)
     record = describe(model, means, kept, scores, splits, cfg)
     record["sweep"] = sweep
     record["prune"] = {**asdict(cfg), **chosen, "seconds": round(time.perf_counter() - t0, 1),
@@ -195,7 +208,7 @@ def faithfulness(model: GPT, means: Mapping[str, torch.Tensor], kept: Kept, spli
         "loss_attribution_same_k": test.loss(top_k_kept(attribution, n)),
         "attribution_nodes_at_target": None if attr_kept is None else count(attr_kept),
         "attribution_edges_at_target": None if attr_kept is None else len(weight_edges(model, attr_kept)),
-        "loss_circuit_frozen_norm": frozen_norm_loss(model, kept, test),
+        "loss_circuit_frozen_norm": test.loss(kept, freeze_norms=True),
     }
     return metrics
 
@@ -233,10 +246,9 @@ def attribution_scores(model: GPT, means: Mapping[str, torch.Tensor], batch: Tas
     return {loc: ((means[loc] - acts[loc]) * g).sum(dim=(0, 1)).abs() for loc, g in zip(probes, grads)}
 
 
-def frozen_norm_loss(model: GPT, kept: Kept, test: Evaluator) -> float:
-    """Circuit loss with every RMSNorm scale frozen to the full model's value on the same input."""
-    scale_names = [name for name in model.hook_points if name.endswith(".scale")]
+def frozen_scales(model: GPT, tokens: torch.Tensor, last: torch.Tensor) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
+    """Hooks that replace every norm's scale by the full model's value on these prompts."""
+    names = [name for name in model.hook_points if name.endswith(".scale")]
     with torch.no_grad():
-        _, cache = model.run_with_cache(test.batch.tokens, scale_names, test.batch.last)
-    frozen = {name: (lambda value: (lambda x: value))(cache[name]) for name in scale_names}
-    return test.loss(kept, frozen)
+        _, cache = model.run_with_cache(tokens, names, last)
+    return {name: (lambda value: (lambda x: value))(cache[name]) for name in names}

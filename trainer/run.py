@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from trainer.config import RunConfig, from_dict, to_dict
 from trainer.errors import UserError
-from trainer.fileio import read_json
+from trainer.fileio import atomic_write_bytes, read_json
 from trainer.model import GPT
 
 FORMAT_VERSION = 1
@@ -24,15 +22,7 @@ CONFIG, MODEL, TOKENIZER, METRICS, STATE = "config.json", "model.safetensors", "
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
     """Atomically write tensors as safetensors (no pickle), contiguous and on CPU, with string metadata."""
     flat = {k: v.detach().to("cpu").contiguous() for k, v in sorted(tensors.items())}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(flat, tmp, metadata={"format_version": str(FORMAT_VERSION), **(metadata or {})})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, save(flat, metadata={"format_version": str(FORMAT_VERSION), **(metadata or {})}))
 
 
 def load_tensors(path: Path) -> dict[str, torch.Tensor]:

@@ -192,3 +192,17 @@ def test_random_label_task_cannot_reach_the_target(planted):
     rec = prune_task(model, means, splits, PruneConfig(steps=60, batch_pairs=16, lrs=(1e-2,), k_coefs=(1e-3,), random_draws=2))
     assert not rec["prune"]["meets_target"]
     assert rec["metrics"]["loss_full"] > 0.5
+
+
+def test_evaluator_chunks_by_length_give_the_full_batch_logits():
+    torch.manual_seed(0)
+    model = GPT(ModelConfig(vocab_size=64, n_layer=2, d_model=32, n_ctx=40)).eval()
+    n = 2 * Evaluator.CHUNK + 10  # three chunks, the last one short
+    last = torch.randint(3, 40, (n,))
+    batch = TaskBatch(tokens=torch.randint(0, 64, (n, 40)), last=last, correct=torch.zeros(n, dtype=torch.long),
+                      wrong=torch.ones(n, dtype=torch.long))
+    ev = Evaluator(model, {}, batch)
+    assert len(ev.chunks) == 3 and all(int(last[c].max()) - int(last[c].min()) < 40 for c in ev.chunks)
+    with torch.no_grad():
+        want = model(batch.tokens, batch.last)  # [n, vocab], every prompt padded to 40 tokens
+    assert torch.allclose(ev.logits(), want, atol=1e-5)
