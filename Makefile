@@ -27,7 +27,7 @@ chromium:
 
 # The test suite, against the source tree, plus a check that the installed (non-editable) package is whole.
 test: setup chromium
-	cd /tmp && $(CURDIR)/$(PY) -c "import trainer.tokenizer as t, trainer.config as c; t.load_tokenizer('stdlib-2k'); assert c.shipped_configs(); import exporter.render as r; r.template_dir()"
+	cd /tmp && $(CURDIR)/$(PY) -c "import trainer.tokenizer as t, trainer.config as c; t.load_tokenizer('stdlib-2k'); assert c.shipped_configs(); import exporter.render as r, exporter.inputs as i; r.template_dir(); assert i.demo_runs()"
 	$(PY) -m pytest tests
 
 bench: setup
