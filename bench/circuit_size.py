@@ -15,7 +15,9 @@ import math
 import sys
 from pathlib import Path
 
-from exporter.inputs import zoo_dir
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the source tree, not an older installed copy
+
+from exporter.inputs import zoo_dir  # noqa: E402
 
 
 def circuits(run_dir: Path) -> dict[str, dict]:
@@ -39,6 +41,9 @@ def main() -> None:
     ap.add_argument("runs", nargs="*", type=Path)
     args = ap.parse_args()
     sparse, dense = args.runs if len(args.runs) == 2 else (zoo_dir() / "demo", zoo_dir() / "demo-dense")
+    for run in (sparse, dense):
+        if not (run / "config.json").is_file():
+            sys.exit(f"{run}: not a run directory (no config.json); train and prune it first, or give SPARSE_RUN DENSE_RUN")
     a, b = circuits(sparse), circuits(dense)
     both = sorted(set(a) & set(b))
     print(f"sparse {sparse} ({len(a)} circuits at target), dense {dense} ({len(b)} circuits at target)")

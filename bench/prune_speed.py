@@ -9,17 +9,20 @@ timing still covers the whole pipeline; those rows are marked "rel".
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from trainer.config import load_config
-from trainer.jobs import JobConfig, evaluate_task, task_splits
-from trainer.means import means_for_run
-from trainer.prune import PruneConfig, prune_task
-from trainer.run import load_run
-from trainer.tasks import get_task
-from trainer.train import TrainOptions, train
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the source tree, not an older installed copy
+
+from trainer.config import load_config  # noqa: E402
+from trainer.jobs import JobConfig, evaluate_task, task_splits  # noqa: E402
+from trainer.means import means_for_run  # noqa: E402
+from trainer.prune import PruneConfig, prune_task  # noqa: E402
+from trainer.run import load_run  # noqa: E402
+from trainer.tasks import get_task  # noqa: E402
+from trainer.train import TrainOptions, train  # noqa: E402
 
 
 def bench_run(run_dir: Path, names: list[str], mean_tokens: int) -> None:

@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import torch
 
-from trainer import sparsity
-from trainer.config import RunConfig, load_config
-from trainer.cputune import keep_freed_memory
-from trainer.model import GPT
-from trainer.train import Dist, forward_backward, make_optimizer
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the source tree, not an older installed copy
+
+from trainer import sparsity  # noqa: E402
+from trainer.config import RunConfig, load_config  # noqa: E402
+from trainer.cputune import keep_freed_memory  # noqa: E402
+from trainer.model import GPT  # noqa: E402
+from trainer.train import Dist, forward_backward, make_optimizer  # noqa: E402
 
 
 def matmul_peak(dtype: torch.dtype, n: int = 2048, reps: int = 10) -> float:
