@@ -36,6 +36,7 @@ class PruneConfig:
     temperature: float = 1.0  # sigmoid(tau / T) gives the backward pass
     greedy: bool = True  # drop any node whose removal keeps the loss under target
     random_draws: int = 20  # random-control circuits
+    attribution_pairs: int = 128  # train pairs behind the gradient-attribution baseline (one backward pass)
     seed: int = 0
 
 
@@ -197,7 +198,8 @@ def faithfulness(model: GPT, means: Mapping[str, torch.Tensor], kept: Kept, spli
     inverse = {loc: ~k for loc, k in kept.items()}
     random = random_control(model, means, kept, test, cfg)
     n = count(kept)
-    attribution = attribution_scores(model, means, splits.train)
+    n_pairs = min(cfg.attribution_pairs, splits.train.tokens.size(0) // 2)
+    attribution = attribution_scores(model, means, select_pairs(splits.train, torch.arange(n_pairs)))
     ev = Evaluator(model, means, splits.eval)
     attr_kept, _ = smallest_circuit(attribution, ev, cfg.target_loss)
     metrics = {
