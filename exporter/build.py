@@ -20,6 +20,7 @@ from exporter import pages
 from exporter.inputs import RunInput, demo_runs, read_runs
 from exporter.render import ASSETS, SiteWriter, template_dir
 from exporter.tables import TableConfig, sample_windows, task_sample, training_chars
+from trainer import data
 from trainer.errors import UserError
 
 MANIFEST = "manifest.json"
@@ -81,9 +82,10 @@ def build(run_dirs: list[Path], out: Path, options: BuildOptions = BuildOptions(
 
 def prepare(run: RunInput, options: BuildOptions) -> pages.Samples:
     """Read the text each run's tables are computed on: corpus windows and each circuit's task pairs."""
-    windows = sample_windows(run, options.tables)
+    corpus = data.load_corpus(run.run.cfg.data)
+    windows = sample_windows(run, corpus, options.tables)
     tasks = {c.slug: task_sample(run, c, options.tables.task_pairs) for c in run.circuits}
-    chars = training_chars(run) if run.circuits else ""
+    chars = training_chars(corpus) if run.circuits else ""
     return pages.Samples(windows=windows, tasks=tasks, chars=chars)
 
 

@@ -138,7 +138,7 @@ def read_circuits(run: Run, model_sha: str) -> list[CircuitInput]:
     folder = run.path / CIRCUITS
     out = []
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        record = read_circuit(path, run.path)
+        record = read_circuit(path, model_sha)
         for key in ("name", "target", "alternative"):
             if key not in record["task"]:
                 raise UserError(f"{path}: field task.{key} is missing; re-run circexport prune")

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import io
-import json
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -14,6 +12,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from exporter.render import base64_twin
 from trainer.errors import UserError
 from trainer.masks import parse_node_id
 from trainer.model import GPT
@@ -173,16 +172,11 @@ class OnnxSet:
         if not self.models:
             return {}
         site.write(f"{self.folder}/{self.WEIGHTS}", bytes(self.blob))
-        site.write(f"{self.folder}/{self.WEIGHTS}.js", js_twin(f"{self.folder}/{self.WEIGHTS}", bytes(self.blob)))
+        site.write(f"{self.folder}/{self.WEIGHTS}.js", base64_twin(f"{self.folder}/{self.WEIGHTS}", bytes(self.blob)))
         sizes = {}
         for stem, data, module, feeds in self.models:
             site.write(f"{stem}.onnx", data)
-            site.write(f"{stem}.onnx.js", js_twin(stem, data))
+            site.write(f"{stem}.onnx.js", base64_twin(stem, data))
             check_parity(str(site.root / f"{stem}.onnx"), module, feeds, stem)
             sizes[stem] = len(data)
         return sizes
-
-
-def js_twin(key: str, onnx_bytes: bytes) -> bytes:
-    """The model as a classic script (base64), for pages opened from file://, where fetch() is refused."""
-    return f"cx.register({json.dumps(key)}, \"{base64.b64encode(onnx_bytes).decode('ascii')}\");\n".encode()

@@ -49,12 +49,11 @@ def token_strings(tok: Tokenizer, vocab_size: int) -> list[str]:
     return [tok.decode([i], skip_special_tokens=False) if i < n else f"<{i}>" for i in range(vocab_size)]
 
 
-def sample_windows(inp: RunInput, cfg: TableConfig) -> torch.Tensor:
+def sample_windows(inp: RunInput, corpus: data.Corpus, cfg: TableConfig) -> torch.Tensor:
     """Random windows [N, W] of the run's pretraining text (a seeded sample of train-split files), a function of
     the corpus, the tokenizer and the seed only."""
     run = inp.run
     width = min(cfg.window, run.cfg.model.n_ctx)
-    corpus = data.load_corpus(run.cfg.data)
     pool = data.sample_tokens(corpus, inp.tokenizer, "train", POOL_MULT * cfg.tokens, SAMPLE_SEED)  # [n]
     if len(pool) <= width:
         raise UserError(f"{run.path}: the corpus has {len(pool)} training tokens, too few for a window of {width}")
@@ -62,10 +61,10 @@ def sample_windows(inp: RunInput, cfg: TableConfig) -> torch.Tensor:
     return data.sample_batch(pool, width - 1, n, SAMPLE_SEED, 0)  # [N, W]
 
 
-def training_chars(inp: RunInput) -> str:
-    """Every distinct character of the run's training text (train split), sorted (about 0.3 s for the demo corpus)."""
+def training_chars(corpus: data.Corpus) -> str:
+    """Every distinct character of the corpus's train split, sorted (about 0.3 s for the demo corpus)."""
     seen: set[str] = set()
-    for text in data.iter_texts(data.load_corpus(inp.run.cfg.data), "train"):
+    for text in data.iter_texts(corpus, "train"):
         seen.update(text)
     return "".join(sorted(seen))
 

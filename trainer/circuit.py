@@ -10,10 +10,9 @@ from typing import Any
 import torch
 
 from trainer.errors import UserError
-from trainer.fileio import dump_json, file_sha256, read_json
+from trainer.fileio import dump_json, read_json
 from trainer.masks import Kept, node_id
 from trainer.model import GPT
-from trainer.run import MODEL
 
 CIRCUIT_FORMAT = 1
 READS = ("attn.act_in", "mlp.act_in")
@@ -98,16 +97,15 @@ def circuit_text(record: dict[str, Any]) -> str:
     return dump_json(rounded({**record, "format_version": CIRCUIT_FORMAT}))
 
 
-def read_circuit(path: Path, run_dir: Path) -> dict[str, Any]:
-    """Read a circuit file and check it belongs to the run's current model."""
+def read_circuit(path: Path, model_sha: str) -> dict[str, Any]:
+    """Read a circuit file and check it belongs to the run's current model (sha256 of its model.safetensors)."""
     record = read_json(path)
     if not isinstance(record, dict) or record.get("format_version") != CIRCUIT_FORMAT:
         raise UserError(f"{path}: not a circuit file of format_version {CIRCUIT_FORMAT}; re-run circexport prune")
     for key in ("model", "task", "nodes", "metrics", "counts"):
         if key not in record:
             raise UserError(f"{path}: field {key!r} is missing; re-run circexport prune")
-    sha = file_sha256(run_dir / MODEL)
-    if record["model"].get("sha256") != sha:
+    if record["model"].get("sha256") != model_sha:
         raise UserError(f"{path}: pruned from a different model (sha256 {str(record['model'].get('sha256'))[:12]}…, "
-                        f"the run's model.safetensors is {sha[:12]}…); re-run circexport prune")
+                        f"the run's model.safetensors is {model_sha[:12]}…); re-run circexport prune")
     return record

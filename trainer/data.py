@@ -19,7 +19,6 @@ largest hash up to 1 - val_frac of the bytes), at least one file each; one file 
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import logging
 import os
@@ -216,13 +215,17 @@ def build_shards(corpus: Corpus, tok: Tokenizer, cache_dir: Path) -> Shards:
 
 def _encode_split(corpus: Corpus, tok: Tokenizer, split: str) -> np.ndarray:
     """All files of a split as one uint16 array, each file preceded by the EOT id."""
-    eot = eot_id(tok)
-    pieces: list[np.ndarray] = []
-    texts = iter_texts(corpus, split)
-    while batch := list(itertools.islice(texts, ENCODE_BATCH)):
-        for enc in tok.encode_batch(batch, add_special_tokens=False):
-            pieces.append(np.array([eot, *enc.ids], dtype=np.uint16))
+    pieces = list(_encode_files(corpus, tok, corpus.split_files(split), ENCODE_BATCH))
     return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.uint16)
+
+
+def _encode_files(corpus: Corpus, tok: Tokenizer, files: list[str], batch: int) -> Iterator[np.ndarray]:
+    """Each file as uint16 token ids preceded by the EOT id, in order, `batch` files per tokenizer call."""
+    eot = eot_id(tok)
+    for start in range(0, len(files), batch):
+        texts = [(corpus.root / f).read_bytes().decode("utf-8") for f in files[start:start + batch]]
+        for enc in tok.encode_batch(texts, add_special_tokens=False):
+            yield np.array([eot, *enc.ids], dtype=np.uint16)
 
 
 def sample_tokens(corpus: Corpus, tok: Tokenizer, split: str, min_tokens: int, seed: int) -> np.ndarray:
@@ -230,12 +233,10 @@ def sample_tokens(corpus: Corpus, tok: Tokenizer, split: str, min_tokens: int, s
     min_tokens of them when the split holds that many: a small sample without tokenizing the whole corpus."""
     files = corpus.split_files(split)
     order = np.random.Generator(np.random.PCG64(seed)).permutation(len(files))  # [n_files]
-    eot, pieces, total = eot_id(tok), [], 0
-    for start in range(0, len(order), SAMPLE_BATCH):
-        texts = [(corpus.root / files[i]).read_bytes().decode("utf-8") for i in order[start:start + SAMPLE_BATCH]]
-        for enc in tok.encode_batch(texts, add_special_tokens=False):
-            pieces.append(np.array([eot, *enc.ids], dtype=np.uint16))
-            total += len(enc.ids) + 1
+    pieces, total = [], 0
+    for piece in _encode_files(corpus, tok, [files[i] for i in order], SAMPLE_BATCH):
+        pieces.append(piece)
+        total += piece.size
         if total >= min_tokens:
             break
     return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.uint16)

@@ -50,7 +50,7 @@ def read_json(path: Path) -> Any:
     if not path.is_file():
         raise UserError(f"{path}: file not found")
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise UserError(f"{path}: not valid JSON ({e}); restore or regenerate the file") from None
 

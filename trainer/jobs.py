@@ -119,12 +119,13 @@ def list_tasks(run_dir: Path | None, cfg: JobConfig) -> list[dict[str, Any]]:
         return [{"task": t.name, "target": t.target, "alternative": t.alternative, "description": t.description}
                 for t in TASKS.values()]
     run = load_run(run_dir)
+    model_sha = file_sha256(run.path / MODEL)
     rows = []
     for task in TASKS.values():
         row = evaluate_task(run, task, task_splits(task, run, cfg), cfg.prune.target_loss)
         path = run.path / CIRCUITS / f"{task.name}.json"
         if path.is_file():
-            circuit = read_circuit(path, run.path)
+            circuit = read_circuit(path, model_sha)
             row.update(nodes=circuit["counts"]["nodes"], edges=circuit["counts"]["edges"])
         rows.append(row)
     return rows

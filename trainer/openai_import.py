@@ -8,7 +8,6 @@ flash path (SDPAWithSink); their non-flash path drops it. Absent Linear / LayerN
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
 import platform
@@ -25,7 +24,7 @@ import torch
 import trainer
 from trainer.config import DataConfig, ModelConfig, RunConfig, SparsityConfig, from_dict, to_dict
 from trainer.errors import UserError
-from trainer.fileio import atomic_write_bytes, file_sha256, write_json
+from trainer.fileio import atomic_write_bytes, file_sha256, read_json, write_json
 from trainer.model import GPT
 from trainer.run import CONFIG, MODEL, TOKENIZER, config_record, save_tensors
 from trainer.tiktoken_convert import convert
@@ -105,10 +104,7 @@ def read_source_config(path: Path) -> Source:
     """Their beeg_config.json as a Source, refusing by name any option we cannot express."""
     if not path.is_file():
         raise UserError(f"{path}: file not found; give the folder of a circuit_sparsity model (beeg_config.json, final_model.pt)")
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"{path}: not valid JSON ({e})") from None
+    raw = read_json(path)
     if not isinstance(raw, dict):
         raise UserError(f"{path}: expected a JSON object of GPTConfig fields")
     notes = [f"{path.name}: unknown key {k!r} ignored" for k in sorted(set(raw) - set(DEFAULTS) - set(INERT))]

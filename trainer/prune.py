@@ -174,27 +174,29 @@ def describe(model: GPT, means: Mapping[str, torch.Tensor], kept: Kept, scores: 
              splits: Splits, cfg: PruneConfig) -> dict[str, Any]:
     """Nodes, edges, links and held-out metrics of a circuit."""
     test = Evaluator(model, means, splits.test)
-    loss_circuit = test.loss(kept)
+    metrics = faithfulness(model, means, kept, splits, test, cfg)
     nodes = []
     for node in kept_ids(kept):
         loc, i = parse_node_id(node)
         without = {loc_: k.clone() for loc_, k in kept.items()}
         without[loc][i] = False
         nodes.append({"id": node, "tau": float(scores[loc][i]), "mean": float(means[loc][i]),
-                      "ablation_delta": test.loss(without) - loss_circuit})
+                      "ablation_delta": test.loss(without) - metrics["loss_circuit"]})
     answers = torch.cat([splits.test.correct, splits.test.wrong]).tolist()
     edges, unembed = weight_edges(model, kept), unembed_edges(model, kept, answers)
     links, pairs = resid_links(model, kept), qk_pairs(model, kept)
     return {
-        "metrics": faithfulness(model, means, kept, splits, cfg),
+        "metrics": metrics,
         "counts": counts(kept, edges, unembed, links, pairs),
         "nodes": nodes, "edges": edges, "unembed_edges": unembed, "resid_links": links, "qk_pairs": pairs,
     }
 
 
-def faithfulness(model: GPT, means: Mapping[str, torch.Tensor], kept: Kept, splits: Splits, cfg: PruneConfig) -> dict[str, float]:
-    """Held-out checks: sufficiency, necessity, empty, random control, attribution baseline, frozen norms."""
-    test = Evaluator(model, means, splits.test)
+def faithfulness(model: GPT, means: Mapping[str, torch.Tensor], kept: Kept, splits: Splits, test: Evaluator,
+                 cfg: PruneConfig) -> dict[str, float]:
+    """Held-out checks on the test split's evaluator: sufficiency, necessity, empty, random control, attribution
+    baseline, frozen norms."""
+    full, circuit = test.logits(), test.logits(kept)  # [N, vocab] each
     inverse = {loc: ~k for loc, k in kept.items()}
     random = random_control(model, means, kept, test, cfg)
     n = count(kept)
@@ -203,8 +205,8 @@ def faithfulness(model: GPT, means: Mapping[str, torch.Tensor], kept: Kept, spli
     ev = Evaluator(model, means, splits.eval)
     attr_kept, _ = smallest_circuit(attribution, ev, cfg.target_loss)
     metrics = {
-        "loss_full": test.loss(), "acc_full": pair_accuracy(test.logits(), splits.test),
-        "loss_circuit": test.loss(kept), "acc_circuit": pair_accuracy(test.logits(kept), splits.test),
+        "loss_full": float(pair_loss(full, splits.test)), "acc_full": pair_accuracy(full, splits.test),
+        "loss_circuit": float(pair_loss(circuit, splits.test)), "acc_circuit": pair_accuracy(circuit, splits.test),
         "loss_inverse": test.loss(inverse), "loss_empty": test.loss(all_kept(model, False)),
         "loss_random_mean": random[0], "loss_random_sd": random[1],
         "loss_attribution_same_k": test.loss(top_k_kept(attribution, n)),

@@ -9,12 +9,12 @@ pieces that are tokens are taken as they are (`ignore_merges`), as tiktoken does
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 
 from trainer.errors import UserError
+from trainer.fileio import read_json
 from trainer.tokenizer import EOT, SPLIT_PATTERN
 
 VOCAB_BPE, ENCODER_JSON = "vocab.bpe", "encoder.json"
@@ -64,10 +64,7 @@ def read_data_gym(folder: Path) -> dict[bytes, int]:
 
 def _check_encoder(path: Path, ranks: dict[bytes, int], decode) -> None:
     """encoder.json must list exactly the ranks of vocab.bpe, and end-of-text (if any) right after them."""
-    try:
-        encoder = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"{path}: not valid JSON ({e})") from None
+    encoder = read_json(path)
     if not isinstance(encoder, dict):
         raise UserError(f"{path}: expected an object of token -> id")
     eot = encoder.pop(EOT, len(ranks))
