@@ -102,6 +102,7 @@ class TrainConfig:
     eval_every: int = 100
     eval_batches: int = 4
     checkpoint_every: int = 200
+    snapshot_every: int = 0  # also keep the weights every this many steps in snapshots/ (0 = off); for loss matching
     bf16: str = "auto"  # "auto" = bf16 autocast on CUDA only; "on" / "off" force it
 
 
@@ -249,6 +250,7 @@ def _check(cfg: RunConfig, source: str) -> None:
         (t.steps > 0 and t.lr > 0 and 0 <= t.warmup_frac <= 1, "train.steps and train.lr must be > 0, warmup_frac in [0, 1]"),
         (t.batch_size > 0 and t.micro_batch > 0 and t.batch_size % t.micro_batch == 0, "train.batch_size must be a positive multiple of train.micro_batch"),
         (min(t.log_every, t.eval_every, t.eval_batches, t.checkpoint_every) > 0, "train.log_every, eval_every, eval_batches, checkpoint_every must be > 0"),
+        (t.snapshot_every >= 0, "train.snapshot_every must be >= 0 (0 = no snapshots)"),
         (t.bf16 in ("auto", "on", "off"), "train.bf16 must be 'auto', 'on' or 'off'"),
         (0 < d.val_frac < 1 and d.max_bytes >= 0, "data.val_frac must be in (0, 1) and data.max_bytes >= 0"),
     ]

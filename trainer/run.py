@@ -17,6 +17,12 @@ from trainer.model import GPT
 
 FORMAT_VERSION = 1
 CONFIG, MODEL, TOKENIZER, METRICS, STATE = "config.json", "model.safetensors", "tokenizer.json", "metrics.jsonl", "state"
+SNAPSHOTS = "snapshots"
+
+
+def snapshot_name(step: int) -> str:
+    """File name of the weights kept at a step (train.snapshot_every)."""
+    return f"step-{step:06d}.safetensors"
 
 
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:

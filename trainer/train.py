@@ -26,7 +26,7 @@ from trainer.cputune import keep_freed_memory
 from trainer.errors import UserError
 from trainer.model import GPT
 from trainer.fileio import atomic_write_bytes, write_json
-from trainer.run import CONFIG, METRICS, MODEL, STATE, TOKENIZER, config_record, load_tensors, read_config, save_tensors
+from trainer.run import CONFIG, METRICS, MODEL, SNAPSHOTS, STATE, TOKENIZER, config_record, load_tensors, read_config, save_tensors, snapshot_name
 from trainer.tokenizer import load_tokenizer, tokenizer_sha256
 
 log = logging.getLogger(__name__)
@@ -139,6 +139,8 @@ def _loop(cfg, opts, ddp, model, optimizer, plan, shards, start, on_step) -> Non
             if on_step is not None:
                 on_step(done)
             stopped = _any_rank(interrupted(), ddp, params['wte.weight'].device)
+            if t.snapshot_every and done % t.snapshot_every == 0 and ddp.main:
+                save_tensors(opts.out / SNAPSHOTS / snapshot_name(done), model.state_dict())
             if (done % t.checkpoint_every == 0 or stopped) and done < t.steps and ddp.main:
                 _save_checkpoint(opts.out, model, optimizer, done)
             if stopped:
