@@ -54,6 +54,26 @@ def train(config: str | None, out: Path | None, overrides: tuple[str, ...], resu
 
 @main.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Directory of the new run.")
+@click.option("--step", type=click.IntRange(1), help="Take the weights kept at this step.")
+@click.option("--match", "match_run", type=click.Path(path_type=Path),
+              help="Take the step whose validation loss is closest to this run's final one.")
+@_user_errors
+def snapshot(run_dir: Path, out: Path, step: int | None, match_run: Path | None) -> None:
+    """Make the weights RUN_DIR kept at one step (train.snapshot_every) a run of their own, e.g. a loss-matched baseline."""
+    from trainer.snapshot import final_val_loss, matching_step, take_snapshot, val_losses
+
+    if (step is None) == (match_run is None):
+        raise click.UsageError("give exactly one of --step and --match")
+    if match_run is not None:
+        target = final_val_loss(match_run)
+        step = matching_step(run_dir, target)
+        click.echo(f"{match_run} ends at val loss {target:.4f}; {run_dir} at step {step}: {val_losses(run_dir)[step]:.4f}")
+    click.echo(f"run written to {take_snapshot(run_dir, step, out)}")
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--task", "tasks", multiple=True, default=["all"], show_default=True, help="Task name (repeatable) or 'all'.")
 @click.option("--target-loss", type=float, default=0.15, show_default=True, help="Task loss the circuit must reach.")
 @click.option("--jobs", type=click.IntRange(1), default=1, show_default=True, help="Tasks pruned in parallel processes.")

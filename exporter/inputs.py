@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from importlib import resources
@@ -17,7 +16,7 @@ from trainer.circuit import read_circuit
 from trainer.errors import UserError
 from trainer.fileio import file_sha256, read_json
 from trainer.masks import Kept, kept_from_ids
-from trainer.run import METRICS, MODEL, TOKENIZER, Run, load_run, load_tensors
+from trainer.run import METRICS, MODEL, TOKENIZER, Run, load_run, load_tensors, read_metrics
 from trainer.tokenizer import load_tokenizer
 
 MEANS, CIRCUITS, TASKS_FILE = "means.safetensors", "circuits", "tasks.json"
@@ -104,23 +103,6 @@ def slug(name: str, where: Path) -> str:
     if not s.strip(".-"):
         raise UserError(f"{where}: the name {name!r} gives no usable folder name; rename it")
     return s
-
-
-def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """The rows of metrics.jsonl (empty when the file is absent, e.g. an imported run)."""
-    if not path.is_file():
-        return []
-    rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise UserError(f"{path}:{n}: not valid JSON ({e}); repair or delete the line") from None
-            if not isinstance(row, dict) or "step" not in row:
-                raise UserError(f"{path}:{n}: expected an object with a 'step' field")
-            rows.append(row)
-    return rows
 
 
 def read_task_table(path: Path) -> dict[str, dict[str, Any]]:

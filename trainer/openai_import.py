@@ -301,7 +301,7 @@ def _write_run(out: Path, record: dict[str, Any], tensors: dict[str, torch.Tenso
     try:
         tmp.mkdir()
         write_json(tmp / CONFIG, record)
-        save_tensors(tmp / MODEL, tensors, {"imported_from": "openai/circuit_sparsity"})
+        save_tensors(tmp / MODEL, tensors, {"imported_from": "openai/circuit_sparsity"}, pack=True)
         atomic_write_bytes(tmp / TOKENIZER, tokenizer_json.encode())
         if out.is_dir():
             out.rmdir()  # empty, checked before

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
@@ -25,20 +27,59 @@ def snapshot_name(step: int) -> str:
     return f"step-{step:06d}.safetensors"
 
 
-def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
-    """Atomically write tensors as safetensors (no pickle), contiguous and on CPU, with string metadata."""
-    flat = {k: v.detach().to("cpu").contiguous() for k, v in sorted(tensors.items())}
-    atomic_write_bytes(path, save(flat, metadata={"format_version": str(FORMAT_VERSION), **(metadata or {})}))
+BITS, VALUES, SHAPE = "::nonzero_bits", "::nonzero_values", "::shape"  # a packed tensor's three parts
+
+
+def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None,
+                 pack: bool = False) -> None:
+    """Atomically write tensors as safetensors (no pickle), contiguous and on CPU; `pack` stores sparse ones compactly."""
+    flat = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    if pack:
+        flat = pack_sparse(flat)
+    meta = {"format_version": str(FORMAT_VERSION), **(metadata or {})}
+    atomic_write_bytes(path, save(dict(sorted(flat.items())), metadata=meta))
+
+
+def pack_sparse(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Store each float matrix that is at least half zeros as its shape, a bitmask of its nonzeros and their values."""
+    out = {}
+    for name, t in tensors.items():
+        if t.is_floating_point() and t.dim() >= 2 and int(torch.count_nonzero(t)) * 2 <= t.numel():
+            keep = t.flatten() != 0  # [numel] bool
+            out[name + BITS] = torch.from_numpy(np.packbits(keep.numpy()))  # [ceil(numel / 8)] uint8
+            out[name + VALUES] = t.flatten()[keep]  # [nnz]
+            out[name + SHAPE] = torch.tensor(t.shape, dtype=torch.int64)  # [dim]
+        else:
+            out[name] = t
+    return out
+
+
+def _unpack_sparse(tensors: dict[str, torch.Tensor], path: Path) -> dict[str, torch.Tensor]:
+    """Inverse of pack_sparse, checking that the parts agree."""
+    for name in [k.removesuffix(SHAPE) for k in tensors if k.endswith(SHAPE)]:
+        shape = tensors.pop(name + SHAPE).tolist()
+        bits, values = tensors.pop(name + BITS, None), tensors.pop(name + VALUES, None)
+        numel = int(np.prod(shape))
+        if bits is None or values is None or bits.numel() != (numel + 7) // 8:
+            raise UserError(f"{path}: packed tensor {name!r} is incomplete; restore the file or retrain")
+        keep = torch.from_numpy(np.unpackbits(bits.numpy())[:numel].astype(bool))  # [numel]
+        if int(keep.sum()) != values.numel():
+            raise UserError(f"{path}: packed tensor {name!r} has {values.numel()} values for {int(keep.sum())} nonzeros")
+        dense = torch.zeros(numel, dtype=values.dtype)
+        dense[keep] = values
+        tensors[name] = dense.view(shape)
+    return tensors
 
 
 def load_tensors(path: Path) -> dict[str, torch.Tensor]:
-    """Read a safetensors file, or raise a UserError naming it."""
+    """Read a safetensors file (unpacking packed tensors), or raise a UserError naming it."""
     if not path.is_file():
         raise UserError(f"{path}: file not found")
     try:
-        return load_file(path)
+        tensors = load_file(path)
     except (SafetensorError, OSError, ValueError) as e:
         raise UserError(f"{path}: not a readable safetensors file ({e}); restore it or retrain") from None
+    return _unpack_sparse(tensors, path)
 
 
 def config_record(cfg: RunConfig, provenance: dict[str, Any]) -> dict[str, Any]:
@@ -52,6 +93,23 @@ def read_config(run_dir: Path) -> tuple[RunConfig, dict[str, Any]]:
     if not isinstance(raw, dict) or raw.get("format_version") != FORMAT_VERSION:
         raise UserError(f"{run_dir / CONFIG}: format_version must be {FORMAT_VERSION}; is this a circexport run?")
     return from_dict(raw, str(run_dir / CONFIG)), raw.get("provenance", {})
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """The rows of metrics.jsonl (empty when the file is absent, e.g. an imported run)."""
+    if not path.is_file():
+        return []
+    rows = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise UserError(f"{path}:{n}: not valid JSON ({e}); repair or delete the line") from None
+            if not isinstance(row, dict) or "step" not in row:
+                raise UserError(f"{path}:{n}: expected an object with a 'step' field")
+            rows.append(row)
+    return rows
 
 
 @dataclass

@@ -92,7 +92,7 @@ def train(cfg: RunConfig, opts: TrainOptions, on_step: Callable[[int], None] | N
             _truncate_metrics(opts.out / METRICS, start)
         _loop(cfg, opts, ddp, model, optimizer, plan, shards, start, on_step)
         if ddp.main:
-            save_tensors(opts.out / MODEL, model.state_dict())
+            save_tensors(opts.out / MODEL, model.state_dict(), pack=True)
             log.info("wrote %s", opts.out / MODEL)
         return opts.out
     finally:
@@ -140,7 +140,7 @@ def _loop(cfg, opts, ddp, model, optimizer, plan, shards, start, on_step) -> Non
                 on_step(done)
             stopped = _any_rank(interrupted(), ddp, params['wte.weight'].device)
             if t.snapshot_every and done % t.snapshot_every == 0 and ddp.main:
-                save_tensors(opts.out / SNAPSHOTS / snapshot_name(done), model.state_dict())
+                save_tensors(opts.out / SNAPSHOTS / snapshot_name(done), model.state_dict(), pack=True)
             if (done % t.checkpoint_every == 0 or stopped) and done < t.steps and ddp.main:
                 _save_checkpoint(opts.out, model, optimizer, done)
             if stopped:
