@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup chromium demo test bench clean
+.PHONY: setup chromium demo test bench zoo clean
 
 setup: $(STAMP)
 
@@ -32,6 +32,22 @@ test: setup chromium
 
 bench: setup
 	$(PY) bench/train_throughput.py
+
+# Retrain everything shipped in trainer/zoo/ (about four hours on 2 CPU cores): the sparse demo, the dense
+# baseline taken at the step whose validation loss matches the demo's, four small frontier runs; each pruned.
+CE := $(VENV)/bin/circexport
+FRONTIER := d64-l0-25k:64:25000 d64-l0-50k:64:50000 d96-l0-50k:96:50000 d96-l0-100k:96:100000
+zoo: setup
+	$(CE) train --config demo --out runs/demo --quiet
+	$(CE) train --config demo-dense --out runs/demo-dense-full --quiet
+	$(CE) snapshot runs/demo-dense-full --match runs/demo --out runs/demo-dense
+	for f in $(FRONTIER); do set -- $$(echo $$f | tr : ' '); name=$$1 width=$$2 l0=$$3; \
+	  $(CE) train --config frontier --out runs/frontier-$$name --quiet --set name=frontier-$$name \
+	    --set model.d_model=$$width --set sparsity.l0=$$l0 || exit 1; done
+	for r in demo demo-dense $(foreach f,$(FRONTIER),frontier-$(firstword $(subst :, ,$(f)))); do \
+	  $(CE) prune runs/$$r --jobs 2 --quiet || exit 1; \
+	  rm -rf trainer/zoo/$$r && cp -r runs/$$r trainer/zoo/$$r && rm -rf trainer/zoo/$$r/state trainer/zoo/$$r/snapshots \
+	  || exit 1; done
 
 clean:
 	rm -rf $(VENV) build *.egg-info
