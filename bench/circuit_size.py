@@ -18,6 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the source tree, not an older installed copy
 
 from exporter.inputs import zoo_dir  # noqa: E402
+from trainer.snapshot import final_val_loss  # noqa: E402
 
 
 def circuits(run_dir: Path) -> dict[str, dict]:
@@ -47,6 +48,7 @@ def main() -> None:
     a, b = circuits(sparse), circuits(dense)
     both = sorted(set(a) & set(b))
     print(f"sparse {sparse} ({len(a)} circuits at target), dense {dense} ({len(b)} circuits at target)")
+    print(f"validation loss: sparse {final_val_loss(sparse):.4f}, dense {final_val_loss(dense):.4f}")
     if not both:
         sys.exit("no task has a circuit that meets the target in both runs: prune both with circexport prune")
     targets = {a[t]["task"]["target_loss"] for t in both} | {b[t]["task"]["target_loss"] for t in both}

@@ -17,6 +17,14 @@ from trainer.model import GPT
 CIRCUIT_FORMAT = 1
 READS = ("attn.act_in", "mlp.act_in")
 WRITES = ("attn.resid_delta", "mlp.resid_delta")
+CONTROL_FACTOR = 2.0  # the inverse and the random circuits must lose at least this many times the target
+
+
+def faithfulness_checks(metrics: dict[str, Any], target: float) -> dict[str, bool]:
+    """Verdicts on the test split: the circuit is sufficient, necessary, and better than random circuits of its shape."""
+    return {"sufficient": metrics["loss_circuit"] <= target,
+            "necessary": metrics["loss_inverse"] >= CONTROL_FACTOR * target,
+            "beats_random": metrics["loss_random_mean"] >= CONTROL_FACTOR * target}
 
 
 def weight_edges(model: GPT, kept: Kept) -> list[dict[str, Any]]:

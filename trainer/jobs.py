@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from trainer.circuit import circuit_text, read_circuit
+from trainer.circuit import circuit_text, faithfulness_checks, read_circuit
 from trainer.errors import UserError
 from trainer.fileio import atomic_write_bytes, file_sha256, read_json, write_json
 from trainer.means import means_for_run
@@ -99,7 +99,7 @@ def _prune_one(run_dir: str, name: str, cfg: JobConfig) -> dict[str, Any]:
     return {**row, "nodes": record["counts"]["nodes"], "edges": record["counts"]["edges"],
             "meets_target": record["prune"]["meets_target"], "loss_circuit": m["loss_circuit"],
             "loss_inverse": m["loss_inverse"], "loss_random": m["loss_random_mean"],
-            "seconds": record["prune"]["seconds"]}
+            "checks": faithfulness_checks(m, cfg.prune.target_loss), "seconds": record["prune"]["seconds"]}
 
 
 def _write_task_table(run_dir: Path, rows: list[dict[str, Any]]) -> None:
@@ -145,13 +145,17 @@ def summary_table(rows: list[dict[str, Any]], target: float) -> str:
     if rows and "loss" not in rows[0]:
         width = max(len(r["task"]) for r in rows)
         return "\n".join(f"{r['task']:<{width}}  {r['target']!r} vs {r['alternative']!r}: {r['description']}" for r in rows)
-    header = f"{'task':<28}{'learned':>8}{'loss':>8}{'acc':>6}{'nodes':>7}{'edges':>7}{'circuit':>9}{'inverse':>9}{'random':>8}"
+    header = (f"{'task':<28}{'learned':>8}{'loss':>8}{'acc':>6}{'nodes':>7}{'edges':>7}{'circuit':>9}{'inverse':>9}"
+              f"{'random':>8}  checks")
     lines = [header]
     for r in rows:
         learned = "yes" if r["learned"] else "no"
         cells = [f"{r.get('nodes', '-'):>7}", f"{r.get('edges', '-'):>7}"]
         cells += [f"{r[k]:>9.3f}" if k in r else f"{'-':>9}" for k in ("loss_circuit", "loss_inverse")]
         cells += [f"{r['loss_random']:>8.3f}" if "loss_random" in r else f"{'-':>8}"]
+        if "checks" in r:
+            failed = [name for name, ok in r["checks"].items() if not ok]
+            cells.append("  fails: " + ", ".join(failed) if failed else "  pass")
         lines.append(f"{r['task']:<28}{learned:>8}{r['loss']:>8.3f}{r['accuracy']:>6.2f}" + "".join(cells))
     n_learned = sum(r["learned"] for r in rows)
     lines.append(f"{n_learned} of {len(rows)} tasks learned (unpruned loss <= {target}); not learned: skipped")
