@@ -1,18 +1,24 @@
 # Set-up and the two jobs of the README. Everything a fresh machine needs is installed here.
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-stamp
+RUN_STAMP := $(VENV)/.run-stamp
+TEST_STAMP := $(VENV)/.test-stamp
 
 .PHONY: setup chromium demo test bench zoo clean
 
-setup: $(STAMP)
+# The package and its runtime dependencies; the test set-up adds the test and d3graph extras.
+setup: $(RUN_STAMP)
 
-$(STAMP): pyproject.toml constraints.txt
+PACKAGE_FILES := $(shell find trainer exporter web_template -type f -not -path '*/__pycache__/*' 2>/dev/null)
+$(RUN_STAMP): pyproject.toml constraints.txt $(PACKAGE_FILES)
 	python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints.txt torch
+	$(PY) -m pip install -q -c constraints.txt .
+	touch $@
+
+$(TEST_STAMP): $(RUN_STAMP)
 	$(PY) -m pip install -q -c constraints.txt ".[test,d3graph]"
-	touch $(STAMP)
+	touch $@
 
 # The main job: the static circuit site of the demo runs shipped in trainer/zoo/, written to site/.
 demo: setup
@@ -26,7 +32,7 @@ chromium:
 	  echo "chromium not installed (needs root: apt-get install -y chromium); browser tests will be skipped"
 
 # The test suite, against the source tree, plus a check that the installed (non-editable) package is whole.
-test: setup chromium
+test: $(TEST_STAMP) chromium
 	cd /tmp && $(CURDIR)/$(PY) -c "import trainer.tokenizer as t, trainer.config as c; t.load_tokenizer('stdlib-2k'); assert c.shipped_configs(); import exporter.render as r, exporter.inputs as i; r.template_dir(); assert i.demo_runs()"
 	$(PY) -m pytest tests
 
