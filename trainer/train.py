@@ -26,7 +26,8 @@ from trainer.cputune import keep_freed_memory
 from trainer.errors import UserError
 from trainer.model import GPT
 from trainer.fileio import atomic_write_bytes, write_json
-from trainer.run import CONFIG, METRICS, MODEL, SNAPSHOTS, STATE, TOKENIZER, config_record, load_tensors, read_config, save_tensors, snapshot_name
+from trainer.run import (CONFIG, METRICS, MODEL, SNAPSHOTS, STATE, TOKENIZER, config_record, load_tensors, read_config,
+                         save_tensors, snapshot_name)
 from trainer.tokenizer import load_tokenizer, tokenizer_sha256
 
 log = logging.getLogger(__name__)
