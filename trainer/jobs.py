@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,7 +77,7 @@ def prune_run(run_dir: Path, names: list[str] | str, cfg: JobConfig) -> list[dic
 
 def _prune_one(run_dir: str, name: str, cfg: JobConfig) -> dict[str, Any]:
     """One task: check it is learned, prune, write the circuit file; returns its summary row."""
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, cfg.jobs)))
+    torch.set_num_threads(max(1, torch.get_num_threads() // cfg.jobs))  # share the cores (or OMP_NUM_THREADS)
     run, task = load_run(run_dir), get_task(name)
     splits = task_splits(task, run, cfg)
     row = evaluate_task(run, task, splits, cfg.prune.target_loss)
