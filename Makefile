@@ -42,6 +42,8 @@ bench: setup
 # Retrain everything shipped in trainer/zoo/ (about four hours on 2 CPU cores): the sparse demo, the dense
 # baseline taken at the step whose validation loss matches the demo's, four small frontier runs; each pruned.
 CE := $(VENV)/bin/circexport
+# Target loss looser than the paper's 0.15: the CPU-sized demo learns 1 task at 0.15, 5 at 0.4.
+ZOO_TARGET := 0.4
 FRONTIER := d64-l0-25k:64:25000 d64-l0-50k:64:50000 d96-l0-50k:96:50000 d96-l0-100k:96:100000
 zoo: setup
 	$(CE) train --config demo --out runs/demo --quiet
@@ -51,7 +53,7 @@ zoo: setup
 	  $(CE) train --config frontier --out runs/frontier-$$name --quiet --set name=frontier-$$name \
 	    --set model.d_model=$$width --set sparsity.l0=$$l0 || exit 1; done
 	for r in demo demo-dense $(foreach f,$(FRONTIER),frontier-$(firstword $(subst :, ,$(f)))); do \
-	  $(CE) prune runs/$$r --jobs 2 --quiet || exit 1; \
+	  $(CE) prune runs/$$r --jobs 2 --quiet --target-loss $(ZOO_TARGET) || exit 1; \
 	  rm -rf trainer/zoo/$$r && cp -r runs/$$r trainer/zoo/$$r && rm -rf trainer/zoo/$$r/state trainer/zoo/$$r/snapshots \
 	  || exit 1; done
 
