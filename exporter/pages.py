@@ -16,7 +16,7 @@ from exporter.inputs import CircuitInput, RunInput
 from exporter.render import SiteWriter
 from exporter.tables import (TaskSample, class_activations, context_ids, embedding_view, node_activations, node_table,
                              sig, task_examples, token_strings)
-from trainer.circuit import CONTROL_FACTOR, faithfulness_checks
+from trainer.circuit import control_threshold, faithfulness_checks
 from trainer.config import to_dict
 from trainer.masks import parse_node_id
 
@@ -321,7 +321,7 @@ def faithfulness_rows(rec: dict[str, Any]) -> dict[str, Any]:
     if target is not None and all(met.get(k) is not None for k in ("loss_circuit", "loss_inverse", "loss_random_mean")):
         verdicts = faithfulness_checks(met, target)
     return {"rows": rows, "target": target, "target_width": round(100 * (target or 0) / top, 1), "check": check,
-            "verdicts": verdicts, "control_factor": CONTROL_FACTOR,
+            "verdicts": verdicts, "control": None if target is None else control_threshold(target),
             "attribution_nodes": met.get("attribution_nodes_at_target"), "attribution_edges": met.get("attribution_edges_at_target")}
 
 

@@ -17,14 +17,19 @@ from trainer.model import GPT
 CIRCUIT_FORMAT = 1
 READS = ("attn.act_in", "mlp.act_in")
 WRITES = ("attn.resid_delta", "mlp.resid_delta")
-CONTROL_FACTOR = 2.0  # the inverse and the random circuits must lose at least this many times the target
+CHANCE_LOSS = math.log(2)  # a binary task's loss when both answers are equally likely
+
+
+def control_threshold(target: float) -> float:
+    """The loss the inverse and random circuits must reach: halfway from the target to chance."""
+    return (target + CHANCE_LOSS) / 2
 
 
 def faithfulness_checks(metrics: dict[str, Any], target: float) -> dict[str, bool]:
     """Verdicts on the test split: the circuit is sufficient, necessary, and better than random circuits of its shape."""
     return {"sufficient": metrics["loss_circuit"] <= target,
-            "necessary": metrics["loss_inverse"] >= CONTROL_FACTOR * target,
-            "beats_random": metrics["loss_random_mean"] >= CONTROL_FACTOR * target}
+            "necessary": metrics["loss_inverse"] >= control_threshold(target),
+            "beats_random": metrics["loss_random_mean"] >= control_threshold(target)}
 
 
 def weight_edges(model: GPT, kept: Kept) -> list[dict[str, Any]]:
