@@ -90,12 +90,13 @@ def prune(run_dir: Path, tasks: tuple[str, ...], target_loss: float, jobs: int, 
 
 @main.command()
 @click.argument("run_dir", type=click.Path(path_type=Path), required=False)
+@click.option("--target-loss", type=float, default=0.15, show_default=True, help="Loss at which a task counts as learned.")
 @_user_errors
-def tasks(run_dir: Path | None) -> None:
+def tasks(run_dir: Path | None, target_loss: float) -> None:
     """List the tasks; with RUN_DIR, the unpruned model's loss and accuracy on each."""
     from trainer.jobs import job_config, list_tasks, summary_table
 
-    click.echo(summary_table(list_tasks(run_dir, job_config()), 0.15))
+    click.echo(summary_table(list_tasks(run_dir, job_config(target_loss=target_loss)), target_loss))
 
 
 @main.command("import-openai")
