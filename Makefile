@@ -39,7 +39,7 @@ test: $(TEST_STAMP) chromium
 bench: setup
 	$(PY) bench/train_throughput.py
 
-# Retrain everything shipped in trainer/zoo/ (about four hours on 2 CPU cores): the sparse demo, the dense
+# Retrain everything shipped in trainer/zoo/ (2-3 hours on 2 CPU cores): the sparse demo, the dense
 # baseline taken at the step whose validation loss matches the demo's, four small frontier runs; each pruned.
 CE := $(VENV)/bin/circexport
 # Target loss looser than the paper's 0.15: the CPU-sized demo learns 1 task at 0.15, 5 at 0.4.

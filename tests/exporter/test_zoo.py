@@ -10,7 +10,8 @@ from exporter.cli import main
 from exporter.inputs import demo_runs, zoo_dir
 from trainer.circuit import faithfulness_checks, read_circuit
 from trainer.fileio import file_sha256
-from trainer.run import load_run
+from trainer.config import load_config
+from trainer.run import load_run, read_config
 from trainer.snapshot import final_val_loss
 from trainer.tasks import TASKS
 
@@ -45,6 +46,15 @@ def test_every_learned_task_has_a_faithful_circuit(name):
             assert checks == {"sufficient": True, "necessary": True, "beats_random": True}, task
         else:  # the frontier's tiny models also solve else_elif outside their circuit (README)
             assert checks["sufficient"] and checks["beats_random"], task
+
+
+def test_runs_were_trained_from_the_shipped_configs():
+    assert read_config(zoo_dir() / "demo")[0] == load_config("demo")
+    assert read_config(zoo_dir() / "demo-dense")[0] == load_config("demo-dense")
+    for name in [r for r in RUNS if r.startswith("frontier-")]:
+        cfg = read_config(zoo_dir() / name)[0]
+        assert cfg == load_config("frontier", [f"name={name}", f"model.d_model={cfg.model.d_model}",
+                                               f"sparsity.l0={cfg.sparsity.l0}"])
 
 
 def test_dense_baseline_is_loss_matched_and_has_bigger_circuits():

@@ -7,11 +7,12 @@ from trainer.errors import UserError
 
 
 def test_shipped_configs_load():
-    assert shipped_configs() == ["demo", "demo-dense", "paper-1x", "tiny"]
+    assert shipped_configs() == ["demo", "demo-dense", "frontier", "paper-1x", "tiny"]
     demo = load_config("demo")
     assert (demo.name, demo.model.n_layer, demo.model.d_model, demo.sparsity.enabled) == ("demo", 4, 128, True)
     dense = load_config("demo-dense")
     assert not dense.sparsity.enabled and dense.model.afrac == 1.0
+    assert load_config("frontier", ["model.d_model=96"]).model.d_model == 96
     paper = load_config("paper-1x")
     assert (paper.model.n_layer, paper.model.d_model, paper.model.n_head) == (8, 256, 16)
 
