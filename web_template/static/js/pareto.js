@@ -14,6 +14,8 @@ cx.mount("pareto", (node) => {
   svg.append("text").attr("class", "axis-label").attr("x", m.l + 4).attr("y", m.t + 4).text("pretraining val loss");
   const g = svg.append("g").selectAll("g").data(pts).join("g").attr("transform", (p) => `translate(${x(p.edges)},${y(p.loss)})`);
   g.append("circle").attr("r", 5).attr("class", (p) => "dot " + p.kind);
-  g.append("text").attr("x", 8).attr("y", 4).attr("class", "point-label").text((p) => p.model);
+  const right = (p) => x(p.edges) > (m.l + W - m.r) / 2;  // label on the side with room for it
+  g.append("text").attr("x", (p) => (right(p) ? -8 : 8)).attr("y", 4).attr("text-anchor", (p) => (right(p) ? "end" : "start"))
+    .attr("class", "point-label").text((p) => p.model);
   g.append("title").text((p) => `${p.model}: loss ${cx.fmt(p.loss)}, ${cx.fmt(p.edges, 1)} edges over ${p.circuits} circuits`);
 });
