@@ -9,7 +9,6 @@ flash path (SDPAWithSink); their non-flash path drops it. Absent Linear / LayerN
 from __future__ import annotations
 
 import os
-import pickle
 import platform
 import re
 import reprlib
@@ -175,15 +174,13 @@ def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
         raise UserError(f"{path}: file not found; give the folder of a circuit_sparsity model (beeg_config.json, final_model.pt)")
     try:
         obj = torch.load(path, weights_only=True, map_location="cpu")
-    except pickle.UnpicklingError as e:
+    except Exception as e:  # noqa: BLE001 - torch raises many types for a file that is not a checkpoint
         found = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
-        if found:
+        if found:  # the weights-only unpickler refused an object
             raise UserError(f"{path}: holds an object of class {found.group(1)}, not only tensors, and "
                             "torch.load(weights_only=True) never rebuilds objects; save model.state_dict() instead") from None
         detail = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", str(e))
-        raise UserError(f"{path}: not a readable PyTorch checkpoint ({detail.group(1) if detail else 'unpickling failed'})") from None
-    except Exception as e:  # noqa: BLE001 - torch raises many types for a file that is not a checkpoint
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        reason = detail.group(1) if detail else (str(e).splitlines()[0] if str(e) else type(e).__name__)
         raise UserError(f"{path}: not a readable PyTorch checkpoint ({reason})") from None
     return _flatten(obj, path, "")
 

@@ -45,9 +45,10 @@ def pack_sparse(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     out = {}
     for name, t in tensors.items():
         if t.is_floating_point() and t.dim() >= 2 and int(torch.count_nonzero(t)) * 2 <= t.numel():
-            keep = t.flatten() != 0  # [numel] bool
+            flat = t.flatten()  # [numel]
+            keep = flat != 0  # [numel] bool
             out[name + BITS] = torch.from_numpy(np.packbits(keep.numpy()))  # [ceil(numel / 8)] uint8
-            out[name + VALUES] = t.flatten()[keep]  # [nnz]
+            out[name + VALUES] = flat[keep]  # [nnz]
             out[name + SHAPE] = torch.tensor(t.shape, dtype=torch.int64)  # [dim]
         else:
             out[name] = t
@@ -110,6 +111,14 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
                 raise UserError(f"{path}:{n}: expected an object with a 'step' field")
             rows.append(row)
     return rows
+
+
+def truncate_metrics(path: Path, step: int) -> None:
+    """Drop the rows of metrics.jsonl past `step` (the other rows keep their bytes)."""
+    if not path.exists():
+        return
+    rows = [line for line in path.read_text(encoding="utf-8").splitlines() if line and json.loads(line)["step"] <= step]
+    atomic_write_bytes(path, "".join(r + "\n" for r in rows).encode())
 
 
 @dataclass

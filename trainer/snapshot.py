@@ -7,8 +7,9 @@ import shutil
 from pathlib import Path
 
 from trainer.errors import UserError
-from trainer.fileio import atomic_write_bytes, write_json
-from trainer.run import CONFIG, METRICS, MODEL, SNAPSHOTS, TOKENIZER, config_record, read_config, read_metrics, snapshot_name
+from trainer.fileio import write_json
+from trainer.run import (CONFIG, METRICS, MODEL, SNAPSHOTS, TOKENIZER, config_record, read_config, read_metrics,
+                         snapshot_name, truncate_metrics)
 
 
 def val_losses(run_dir: Path) -> dict[int, float]:
@@ -24,40 +25,37 @@ def final_val_loss(run_dir: Path) -> float:
     return losses[max(losses)]
 
 
-def snapshot_steps(run_dir: Path) -> list[int]:
-    """Steps with kept weights that also have a validation loss, ascending."""
-    losses = val_losses(run_dir)
-    return [s for s in sorted(losses) if (run_dir / SNAPSHOTS / snapshot_name(s)).is_file()]
+def snapshot_losses(run_dir: Path) -> dict[int, float]:
+    """Step -> validation loss for the steps with kept weights, ascending."""
+    return {s: v for s, v in sorted(val_losses(run_dir).items()) if (run_dir / SNAPSHOTS / snapshot_name(s)).is_file()}
 
 
 def matching_step(run_dir: Path, target: float) -> int:
     """The snapshot step whose validation loss is closest to `target` (the earliest on a tie)."""
-    steps = snapshot_steps(run_dir)
-    if not steps:
+    losses = snapshot_losses(run_dir)
+    if not losses:
         raise UserError(f"{run_dir / SNAPSHOTS}: no snapshot with a validation loss; train with "
                         "train.snapshot_every a multiple of train.eval_every")
-    losses = val_losses(run_dir)
-    return min(steps, key=lambda s: (abs(losses[s] - target), s))
+    return min(losses, key=lambda s: (abs(losses[s] - target), s))
 
 
 def take_snapshot(run_dir: Path, step: int, out: Path) -> Path:
     """Write the run `out`: run_dir's config and tokenizer, its weights at `step` and its metrics up to `step`."""
     src = run_dir / SNAPSHOTS / snapshot_name(step)
     if not src.is_file():
-        have = ", ".join(str(s) for s in snapshot_steps(run_dir)) or "none"
+        have = ", ".join(str(s) for s in snapshot_losses(run_dir)) or "none"
         raise UserError(f"{src}: no snapshot at step {step} (snapshots with a validation loss: {have})")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"--out {out} exists and is not empty; choose another --out")
     cfg, provenance = read_config(run_dir)
-    rows = [r for r in (run_dir / METRICS).read_text(encoding="utf-8").splitlines() if r.strip()]
-    kept = [r for r, m in zip(rows, read_metrics(run_dir / METRICS)) if m["step"] <= step]
     tmp = out.parent / f".{out.name}.snapshot-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         tmp.mkdir(parents=True)
         write_json(tmp / CONFIG, config_record(cfg, {**provenance, "snapshot_of": cfg.name, "snapshot_step": step}))
         shutil.copyfile(run_dir / TOKENIZER, tmp / TOKENIZER)
-        atomic_write_bytes(tmp / METRICS, "".join(r + "\n" for r in kept).encode())
+        shutil.copyfile(run_dir / METRICS, tmp / METRICS)
+        truncate_metrics(tmp / METRICS, step)
         shutil.copyfile(src, tmp / MODEL)
         if out.exists():
             out.rmdir()

@@ -27,7 +27,7 @@ from trainer.errors import UserError
 from trainer.model import GPT
 from trainer.fileio import atomic_write_bytes, write_json
 from trainer.run import (CONFIG, METRICS, MODEL, SNAPSHOTS, STATE, TOKENIZER, config_record, load_tensors, read_config,
-                         save_tensors, snapshot_name)
+                         save_tensors, snapshot_name, truncate_metrics)
 from trainer.tokenizer import load_tokenizer, tokenizer_sha256
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ def train(cfg: RunConfig, opts: TrainOptions, on_step: Callable[[int], None] | N
         _barrier(ddp)
         start = _load_checkpoint(opts.out, model, optimizer) if opts.resume else 0
         if ddp.main:
-            _truncate_metrics(opts.out / METRICS, start)
+            truncate_metrics(opts.out / METRICS, start)  # a resumed run logs each step once
         _loop(cfg, opts, ddp, model, optimizer, plan, shards, start, on_step)
         if ddp.main:
             save_tensors(opts.out / MODEL, model.state_dict(), pack=True)
@@ -286,13 +286,6 @@ def _load_checkpoint(out: Path, model: GPT, optimizer: torch.optim.Optimizer) ->
     except (KeyError, RuntimeError) as e:
         raise UserError(f"{path}: checkpoint does not match the run's config ({e}); it cannot be resumed") from None
 
-
-def _truncate_metrics(path: Path, start: int) -> None:
-    """Drop metric rows past the step we restart from, so a resumed run logs each step once."""
-    if not path.exists():
-        return
-    rows = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= start]
-    atomic_write_bytes(path, "".join(r + "\n" for r in rows).encode())
 
 
 def _shards(corpus, tok, opts: TrainOptions, ddp: Dist) -> data.Shards:
