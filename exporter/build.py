@@ -25,6 +25,8 @@ from trainer.errors import UserError
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
+PAGES_FILE_LIMIT = 100 * 10**6  # bytes: GitHub refuses larger files (and Pages publishes from git)
+PAGES_SITE_LIMIT = 10**9  # bytes: the most a GitHub Pages site may publish
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,9 @@ class BuildOptions:
     onnx: bool = True  # export every model and circuit to ONNX and check it against PyTorch
     standalone: bool = False  # also one self-contained d3graph HTML file per circuit (extra circexport[d3graph])
     site_url: str = ""  # absolute URL the site will live at, for permalinks and BibTeX (else taken from the page)
+    device: str = "cpu"  # where the activation tables are computed (the CLI resolves --device auto|cpu|cuda)
+    live_budget: int = 512 * 10**6  # bytes of rebuilt weights one model may take in the page's live panel (else not run there)
+    pages: bool = False  # GitHub Pages' limits on file and site size are errors (else warnings)
     quiet: bool = False
 
 
@@ -48,12 +53,15 @@ class BuildReport:
     node_pages: int
     files: int
     bytes: int
+    largest: tuple[str, int]  # the largest file (site-relative path) and its size
     seconds: float
+    warnings: tuple[str, ...] = ()  # GitHub Pages limits the site exceeds (errors with BuildOptions.pages)
 
     def summary(self) -> str:
         """The final line of `circexport build`."""
         return (f"built {self.out}: {self.models} models, {self.circuits} circuits, {self.node_pages} node pages; "
-                f"{self.files} files, {self.bytes / 1e6:.1f} MB in {self.seconds:.1f} s")
+                f"{self.files} files, {self.bytes / 1e6:.1f} MB (largest {self.largest[0]}, {self.largest[1] / 1e6:.1f} MB) "
+                f"in {self.seconds:.1f} s")
 
 
 def build(run_dirs: list[Path], out: Path, options: BuildOptions = BuildOptions()) -> BuildReport:
@@ -73,11 +81,26 @@ def build(run_dirs: list[Path], out: Path, options: BuildOptions = BuildOptions(
         site.write(".nojekyll", b"")
         write_manifest(tmp, runs)
         bar.update(1)
-        files = sorted(p for p in tmp.rglob("*") if p.is_file())
-        n_bytes = sum(p.stat().st_size for p in files)
+        sizes = {p.relative_to(tmp).as_posix(): p.stat().st_size for p in tmp.rglob("*") if p.is_file()}
+        warnings = pages_limits(sizes, out)
+        if warnings and options.pages:
+            raise UserError(f"{warnings[0]}: leave out runs, or their ONNX models (--no-onnx), to publish on GitHub Pages; "
+                            "the previous site is untouched")
+    largest = max(sorted(sizes.items()), key=lambda kv: kv[1])
     return BuildReport(out=out, models=len(runs), circuits=sum(len(r.circuits) for r in runs),
                        node_pages=sum(len(c.record["nodes"]) for r in runs for c in r.circuits),
-                       files=len(files), bytes=n_bytes, seconds=time.perf_counter() - t0)
+                       files=len(sizes), bytes=sum(sizes.values()), largest=largest, seconds=time.perf_counter() - t0,
+                       warnings=tuple(warnings))
+
+
+def pages_limits(sizes: dict[str, int], out: Path) -> list[str]:
+    """What in a site (site-relative path -> bytes) exceeds GitHub Pages' limits, one line each, naming the file."""
+    lines = [f"{out / path} is {n / 1e6:.1f} MB, over GitHub's limit of {PAGES_FILE_LIMIT / 1e6:.0f} MB per file "
+             "(git hosting refuses it)" for path, n in sorted(sizes.items()) if n > PAGES_FILE_LIMIT]
+    total = sum(sizes.values())
+    if total > PAGES_SITE_LIMIT:
+        lines.append(f"{out} is {total / 1e6:.1f} MB, over GitHub Pages' limit of {PAGES_SITE_LIMIT / 1e6:.0f} MB per site")
+    return lines
 
 
 def prepare(run: RunInput, options: BuildOptions) -> pages.Samples:

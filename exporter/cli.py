@@ -77,14 +77,18 @@ def snapshot(run_dir: Path, out: Path, step: int | None, match_run: Path | None)
 @click.option("--task", "tasks", multiple=True, default=["all"], show_default=True, help="Task name (repeatable) or 'all'.")
 @click.option("--target-loss", type=float, default=0.15, show_default=True, help="Task loss the circuit must reach.")
 @click.option("--jobs", type=click.IntRange(1), default=1, show_default=True, help="Tasks pruned in parallel processes.")
-@click.option("--mean-tokens", type=click.IntRange(1), default=1 << 20, show_default=True, help="Pretraining tokens behind the means.")
+@click.option("--mean-tokens", type=click.IntRange(1), default=1 << 20, show_default=True,
+              help="Pretraining tokens behind the means (fewer is faster; the circuit file states the error bar).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="Where the model, the means and the pruning run (auto: CUDA when there is one).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_user_errors
-def prune(run_dir: Path, tasks: tuple[str, ...], target_loss: float, jobs: int, mean_tokens: int, quiet: bool) -> None:
+def prune(run_dir: Path, tasks: tuple[str, ...], target_loss: float, jobs: int, mean_tokens: int, device: str,
+          quiet: bool) -> None:
     """Find each learned task's smallest circuit; write RUN_DIR/circuits/<task>.json."""
     from trainer.jobs import job_config, prune_run, summary_table
 
-    cfg = job_config(target_loss=target_loss, jobs=jobs, mean_tokens=mean_tokens, quiet=quiet)
+    cfg = job_config(target_loss=target_loss, jobs=jobs, mean_tokens=mean_tokens, device=device, quiet=quiet)
     click.echo(summary_table(prune_run(run_dir, list(tasks), cfg), target_loss))
 
 
@@ -122,17 +126,27 @@ def import_openai(src: Path, out: Path, tokenizer_dir: Path | None) -> None:
 @click.option("--no-onnx", is_flag=True, help="Skip the ONNX models (and their parity check).")
 @click.option("--standalone", is_flag=True, help="Also one self-contained HTML graph per circuit (needs circexport[d3graph]).")
 @click.option("--site-url", default="", help="URL the site will be published at, for permalinks and BibTeX.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="Where the activation tables are computed (auto: CUDA when there is one).")
+@click.option("--live-budget", type=click.IntRange(1), default=512, show_default=True, metavar="MB",
+              help="Largest model (MB of weights once rebuilt) the live panel runs in the page; larger ones show build-time numbers.")
+@click.option("--pages", is_flag=True, help="Fail (not just warn) when a file exceeds 100 MB or the site 1 GB (GitHub Pages' limits).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_user_errors
 def build(run_dirs: tuple[Path, ...], out: Path, sample_tokens: int, examples: int, no_onnx: bool, standalone: bool,
-          site_url: str, quiet: bool) -> None:
+          site_url: str, device: str, live_budget: int, pages: bool, quiet: bool) -> None:
     """Build the static circuit site of RUN_DIRs (default: the demo runs shipped in the package)."""
     from exporter.build import BuildOptions, build as build_site
     from exporter.tables import TableConfig
+    from trainer.jobs import resolve_device
 
     options = BuildOptions(tables=TableConfig(tokens=sample_tokens, examples=examples), onnx=not no_onnx,
-                           standalone=standalone, site_url=site_url, quiet=quiet)
-    click.echo(build_site(list(run_dirs), out, options).summary())
+                           standalone=standalone, site_url=site_url, device=str(resolve_device(device)),
+                           live_budget=live_budget * 10**6, pages=pages, quiet=quiet)
+    report = build_site(list(run_dirs), out, options)
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    click.echo(report.summary())
 
 
 @main.command()

@@ -6,9 +6,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import torch
 from tokenizers import Tokenizer
 
 from exporter.inputs import CircuitInput, RunInput
+from exporter.tables import sig
+from trainer.masks import ablate
 from trainer.tokenizer import SPLIT_PATTERN
 
 LIVE_FORMAT = 1
@@ -58,10 +61,11 @@ def unsupported(spec: dict[str, Any]) -> str:
 
 def circuit_data(run: RunInput, c: CircuitInput, labels: list[dict[str, Any]], answers: list[int],
                  examples: list[dict[str, Any]], scales: list[float], circuit_files: dict[str, Any] | None,
-                 full_files: dict[str, Any] | None) -> dict[str, Any]:
+                 full_files: dict[str, Any] | None, budget: int) -> dict[str, Any]:
     """A circuit's live shard: its nodes in mask order with their color scales, default answers (token ids), ready
     prompts (task examples with the build's probabilities, adversarial prompts) and the ONNX files of the circuit and
-    the full model (None in a site built without ONNX)."""
+    the full model (None in a site built without ONNX), each with the memory it takes in the page and whether that is
+    within the page's budget (bytes)."""
     n_ctx = run.run.cfg.model.n_ctx
     ready = [{"kind": "example", "prompt": run.tokenizer.decode(e["prompt"]), "answers": [e["correct"], e["wrong"]],
               "role": e["role"], "p_full": e["p_full"], "p_circuit": e["p_circuit"]} for e in examples]
@@ -70,10 +74,9 @@ def circuit_data(run: RunInput, c: CircuitInput, labels: list[dict[str, Any]], a
         ready += adversarial(run, c, answers, n_ctx)
     models = None
     if circuit_files and full_files:
-        models = {"circuit": {k: circuit_files[k] for k in ("onnx", "js", "key")},
-                  "full": {k: full_files[k] for k in ("onnx", "js", "key")},
-                  "weights": {"onnx": circuit_files["weights"], "js": circuit_files["weights_js"],
-                              "key": circuit_files["weights"], "name": circuit_files["weights"].rsplit("/", 1)[-1]}}
+        keys = ("onnx", "js", "key", "weights", "live_bytes", "fits")
+        models = {"circuit": {k: circuit_files[k] for k in keys}, "full": {k: full_files[k] for k in keys},
+                  "budget": budget}
     return {"format_version": LIVE_FORMAT, "model": run.slug, "circuit": c.slug, "nodes": c.node_ids, "scales": scales,
             "n_ctx": n_ctx, "vocab_size": run.run.cfg.model.vocab_size, "answers": answers, "labels": labels,
             "ready": ready, "models": models,
@@ -81,10 +84,25 @@ def circuit_data(run: RunInput, c: CircuitInput, labels: list[dict[str, Any]], a
 
 
 def adversarial(run: RunInput, c: CircuitInput, answers: list[int], n_ctx: int) -> list[dict[str, Any]]:
-    """The task's adversarial prompts (predicted to break the circuit) that fit the context, with the default answers."""
+    """The task's adversarial prompts (predicted to break the circuit) that fit the context, with the default answers
+    and the probability of the first against the second in the full model and in the circuit (the numbers the page
+    shows where a model is too large to run in it)."""
     from trainer.tasks import TASKS
 
     task = TASKS.get(c.record["task"]["name"])
-    prompts = task.adversarial if task is not None else ()
-    return [{"kind": "adversarial", "prompt": p, "answers": answers, "role": None, "p_full": None, "p_circuit": None}
-            for p in prompts if 0 < len(run.tokenizer.encode(p).ids) <= n_ctx]
+    prompts = [p for p in (task.adversarial if task is not None else ()) if 0 < len(run.tokenizer.encode(p).ids) <= n_ctx]
+    out = []
+    for p in prompts:
+        full, circuit = answer_probability(run, c, run.tokenizer.encode(p).ids, answers)
+        out.append({"kind": "adversarial", "prompt": p, "answers": answers, "role": None, "p_full": full, "p_circuit": circuit})
+    return out
+
+
+@torch.no_grad()
+def answer_probability(run: RunInput, c: CircuitInput, ids: list[int], answers: list[int]) -> tuple[float, float]:
+    """p(first answer) against the second after the prompt `ids`, in the full model and in the circuit."""
+    model, tokens, last = run.run.model, torch.tensor([ids]), torch.tensor([len(ids) - 1])  # [1, T], [1]
+    full = model(tokens, last)[0, answers]  # [2]
+    with ablate(model, c.kept, run.means):
+        circuit = model(tokens, last)[0, answers]  # [2]
+    return sig(full.softmax(-1)[0], 3), sig(circuit.softmax(-1)[0], 3)

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import warnings
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import onnx
 import torch
 import torch.nn as nn
+from onnx import numpy_helper
 
+from exporter import weights as wt
 from exporter.render import base64_twin
 from trainer.errors import UserError
 from trainer.masks import parse_node_id
@@ -49,6 +52,7 @@ class CircuitModel(nn.Module):
 
     def forward(self, tokens: torch.Tensor, mask: torch.Tensor, answers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """tokens [B, T] int64, mask [N] float, answers [B, 2] int64 -> answer logits [B, T, 2], activations [B, T, N]."""
+        B, T = tokens.shape
         mask_fwd = mask.index_select(0, self.to_forward)  # [N] in forward order
         acts: list[torch.Tensor] = []
 
@@ -56,8 +60,8 @@ class CircuitModel(nn.Module):
             mean, idx = getattr(self, f"mean_{key}"), getattr(self, f"idx_{key}")
 
             def fn(x: torch.Tensor) -> torch.Tensor:
-                if not idx.numel():  # no circuit node here: the whole location is its mean
-                    return mean.expand_as(x)
+                if not idx.numel():  # no circuit node here: the whole location is its mean, whatever computed x
+                    return mean.expand(B, T, mean.numel())  # (so the export drops what only fed x)
                 # [dim]: the caller's mask on the circuit's channels (1 = the node's own value, 0 = its mean), 0 elsewhere
                 keep = torch.zeros_like(mean).scatter(0, idx, mask_fwd[start:start + idx.numel()])
                 y = keep * x + (1 - keep) * mean
@@ -67,25 +71,25 @@ class CircuitModel(nn.Module):
 
         with self.model.hooks({loc: hook(start, key) for loc, start, key in self.slots}):
             logits = self.model(tokens)  # [B, T, vocab]
-        pick = answers.unsqueeze(1).expand(-1, tokens.size(1), -1)  # [B, T, 2]
+        pick = answers.unsqueeze(1).expand(-1, T, -1)  # [B, T, 2]
         return logits.gather(-1, pick), torch.cat(acts, -1).index_select(-1, self.to_file)
 
 
-def export_full(model: GPT, meta: Mapping[str, str]) -> bytes:
+def export_full(model: GPT, meta: Mapping[str, str]) -> onnx.ModelProto:
     """The whole model: tokens [B, T] -> logits [B, T, vocab]."""
     return _export(model, (torch.zeros(1, 4, dtype=torch.long),), ["tokens"], ["logits"], meta)
 
 
-def export_circuit(module: CircuitModel, n_nodes: int, meta: Mapping[str, str]) -> bytes:
+def export_circuit(module: CircuitModel, n_nodes: int, meta: Mapping[str, str]) -> onnx.ModelProto:
     """A circuit model (see CircuitModel)."""
     args = (torch.zeros(1, 4, dtype=torch.long), torch.ones(n_nodes), torch.zeros(1, 2, dtype=torch.long))
     return _export(module, args, ["tokens", "mask", "answers"], ["logits", "acts"], meta)
 
 
-def _export(module: nn.Module, args: tuple, inputs: list[str], outputs: list[str], meta: Mapping[str, str]) -> bytes:
-    """Trace to ONNX (legacy exporter, opset 17), with batch and time as dynamic axes and metadata props."""
-    import onnx
-
+def _export(module: nn.Module, args: tuple, inputs: list[str], outputs: list[str], meta: Mapping[str, str]) -> onnx.ModelProto:
+    """Trace to ONNX (legacy exporter, opset 17) with batch and time as dynamic axes and metadata props. The weights are
+    left out: each one the graph uses is a graph input named as in module.state_dict(), for OnnxSet.add to fill in (so
+    no dense copy of a large model is ever serialized)."""
     dyn = {"tokens": {0: "batch", 1: "time"}, **{o: {0: "batch", 1: "time"} for o in outputs}}
     if "answers" in inputs:
         dyn["answers"] = {0: "batch"}
@@ -93,11 +97,11 @@ def _export(module: nn.Module, args: tuple, inputs: list[str], outputs: list[str
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(module.eval(), args, buf, dynamo=False, opset_version=OPSET, input_names=inputs,
-                          output_names=outputs, dynamic_axes=dyn, do_constant_folding=True)
+                          output_names=outputs, dynamic_axes=dyn, export_params=False, do_constant_folding=False)
     proto = onnx.load_from_string(buf.getvalue())
     for k, v in sorted(meta.items()):
         proto.metadata_props.add(key=k, value=v)
-    return proto.SerializeToString()
+    return proto
 
 
 @torch.no_grad()
@@ -129,54 +133,106 @@ def parity_masks(n: int, seed: int = 0) -> list[torch.Tensor]:
     return [torch.ones(n), (torch.rand(n, generator=gen) < 0.5).float()]
 
 
+INLINE_MAX = 64 * 1024  # bytes: vectors (biases, means, gains) up to this size stay inside the model file
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """Where one model lies on the site, and what running it in the page takes."""
+
+    onnx: str  # site-relative path of the model file
+    key: str  # the key of its .js twin (and of the model in the page)
+    weights: tuple[str, ...]  # site-relative paths of the weights files it reads
+    live_bytes: int  # its tensors as onnxruntime holds them once rebuilt (dense), in bytes
+    fits: bool  # live_bytes within the page's budget: the page can run it, so it has .js twins
+
+    def as_dict(self) -> dict[str, Any]:
+        """What the pages and shards read."""
+        twin = lambda path: {"path": path, "js": f"{path}.js", "key": path}  # noqa: E731
+        return {"onnx": self.onnx, "js": f"{self.onnx}.js", "key": self.key, "weights": [twin(w) for w in self.weights],
+                "live_bytes": self.live_bytes, "fits": self.fits}
+
+
+def short_names(graph: onnx.GraphProto) -> None:
+    """Name every intermediate value by its number and drop node names (the exporter's names, most of a graph's bytes)."""
+    fixed = {v.name for v in (*graph.input, *graph.output)} | {t.name for t in graph.initializer}
+    names: dict[str, str] = {}
+    for node in graph.node:
+        node.name = ""
+        for k, name in enumerate(node.input):
+            node.input[k] = names.get(name, name)
+        for k, name in enumerate(node.output):
+            if name and name not in fixed:
+                node.output[k] = names.setdefault(name, f"v{len(names)}")
+    del graph.value_info[:]
+
+
 class OnnxSet:
-    """The ONNX models of one run. Their large tensors are stored once, in `weights.bin` next to them, as ONNX
-    external data (every circuit model holds the whole model's weights, so this keeps the site small)."""
+    """The ONNX models of one run. Their large tensors are stored once each, in files under `weights/` next to them,
+    sparse matrices as their nonzeros (exporter/weights.py); every model file refers to them as ONNX external data."""
 
-    WEIGHTS = "weights.bin"
-    MIN_EXTERNAL = 1024  # bytes: smaller tensors stay inside the model file
-
-    def __init__(self, folder: str) -> None:
+    def __init__(self, folder: str, live_budget: int) -> None:
         self.folder = folder  # site-relative folder of the run's models
-        self.blob = bytearray()
-        self.offsets: dict[str, int] = {}  # sha256 of a tensor's bytes -> its offset in weights.bin
-        self.models: list[tuple[str, bytes, nn.Module, list[tuple[torch.Tensor, ...]]]] = []
+        self.live_budget = live_budget  # bytes of rebuilt tensors the page may hold for one model
+        self.files: dict[str, tuple[wt.Stored, bytes]] = {}  # weights file (folder-relative) -> stored tensor, bytes
+        self.cache: dict[tuple, wt.Stored] = {}  # tensor storage, shape, dtype -> its stored form
+        self.models: list[tuple[str, onnx.ModelProto, nn.Module, list[tuple[torch.Tensor, ...]], ModelFiles]] = []
 
-    def add(self, name: str, onnx_bytes: bytes, module: nn.Module, feeds: list[tuple[torch.Tensor, ...]]) -> dict[str, str]:
-        """Queue a model (self-contained bytes) to be written as <folder>/<name>.onnx; returns its paths."""
-        import onnx
-        from onnx import external_data_helper, numpy_helper
-
-        proto = onnx.load_from_string(onnx_bytes)
-        for init in proto.graph.initializer:
-            raw = numpy_helper.to_array(init).tobytes()
-            if len(raw) < self.MIN_EXTERNAL:
+    def add(self, name: str, proto: onnx.ModelProto, module: nn.Module, feeds: list[tuple[torch.Tensor, ...]]) -> ModelFiles:
+        """Fill in the weights of a model exported by _export and queue it as <folder>/<name>.onnx; returns its files."""
+        state = module.state_dict()
+        declared = {i.name for i in proto.graph.input if i.name not in state}
+        used, live, rebuild = [], 0, []
+        for inp in [i for i in proto.graph.input if i.name not in declared]:
+            array = state[inp.name].detach().cpu().numpy()
+            live += array.nbytes
+            if array.nbytes <= (INLINE_MAX if array.ndim < 2 else wt.MIN_EXTERNAL):
+                proto.graph.initializer.append(numpy_helper.from_array(array, inp.name))
                 continue
-            key = hashlib.sha256(raw).hexdigest()
-            if key not in self.offsets:
-                self.blob += b"\0" * (-len(self.blob) % 64)  # aligned tensors
-                self.offsets[key] = len(self.blob)
-                self.blob += raw
-            for field in ("float_data", "int32_data", "int64_data", "double_data"):
-                init.ClearField(field)
-            init.raw_data = raw
-            external_data_helper.set_external_data(init, self.WEIGHTS, self.offsets[key], len(raw))
-            init.ClearField("raw_data")
+            stored = self._store(state[inp.name], array)
+            rebuild += wt.attach(proto.graph, inp.name, stored)
+            used.append(stored.file)
+        kept = [i for i in proto.graph.input if i.name in declared]
+        del proto.graph.input[:]
+        proto.graph.input.extend(kept)
+        nodes = rebuild + list(proto.graph.node)  # the weights first: a graph lists its nodes in order
+        del proto.graph.node[:]
+        proto.graph.node.extend(nodes)
+        short_names(proto.graph)
         stem = f"{self.folder}/{name}"
-        self.models.append((stem, proto.SerializeToString(), module, feeds))
-        return {"onnx": f"{stem}.onnx", "js": f"{stem}.onnx.js", "key": stem,
-                "weights": f"{self.folder}/{self.WEIGHTS}", "weights_js": f"{self.folder}/{self.WEIGHTS}.js"}
+        files = ModelFiles(onnx=f"{stem}.onnx", key=stem, weights=tuple(f"{self.folder}/{f}" for f in sorted(set(used))),
+                           live_bytes=live, fits=live <= self.live_budget)
+        self.models.append((stem, proto, module, feeds, files))
+        return files
 
-    def write(self, site: Any) -> dict[str, int]:
-        """Write weights.bin, every model and their .js twins, then check each written model against PyTorch."""
-        if not self.models:
-            return {}
-        site.write(f"{self.folder}/{self.WEIGHTS}", bytes(self.blob))
-        site.write(f"{self.folder}/{self.WEIGHTS}.js", base64_twin(f"{self.folder}/{self.WEIGHTS}", bytes(self.blob)))
-        sizes = {}
-        for stem, data, module, feeds in self.models:
-            site.write(f"{stem}.onnx", data)
-            site.write(f"{stem}.onnx.js", base64_twin(stem, data))
-            check_parity(str(site.root / f"{stem}.onnx"), module, feeds, stem)
-            sizes[stem] = len(data)
-        return sizes
+    def _store(self, tensor: torch.Tensor, array: np.ndarray) -> wt.Stored:
+        """A tensor's stored form, made once per tensor (the circuit models share the full model's)."""
+        key = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape), tuple(tensor.stride()), tensor.dtype)
+        if key not in self.cache:
+            stored, blob = wt.store(array)
+            self.files.setdefault(stored.file, (stored, blob))
+            self.cache[key] = stored
+        return self.cache[key]
+
+    def write(self, site: Any) -> None:
+        """Write the weights files, every model, the .js twins of what the page can run, then check each written
+        model against PyTorch."""
+        in_page = {w for *_, files in self.models if files.fits for w in files.weights}
+        for file, (stored, blob) in sorted(self.files.items()):
+            path = f"{self.folder}/{file}"
+            site.write(path, blob)
+            if path in in_page:
+                site.write(f"{path}.js", wt.twin_text(path, stored, blob))
+        for stem, proto, module, feeds, files in self.models:
+            data = proto.SerializeToString()
+            site.write(files.onnx, data)
+            if files.fits:
+                site.write(f"{files.onnx}.js", base64_twin(files.key, data))
+            check_parity(str(site.root / files.onnx), module, feeds, stem)
+
+    def stats(self) -> dict[str, int]:
+        """Bytes of the weights files, and how many values they hold stored whole and as sparse nonzeros."""
+        stored = [s for s, _ in self.files.values()]
+        return {"files": len(stored), "bytes": sum(len(b) for _, b in self.files.values()),
+                "nonzero": sum(s.nonzero for s in stored if s.block),
+                "dense_values": sum(int(np.prod(s.shape)) for s in stored if not s.block)}

@@ -49,23 +49,22 @@ def write_model(site: SiteWriter, run: RunInput, samples: Samples, options: Any,
     site.shard(f"data/{m}/model.js", f"{m}/model", {"curves": curves(run.metrics), "embed": embed})
     if run.circuits:
         site.shard(f"data/{m}/tokenizer.js", f"{m}/tokenizer", live.tokenizer_data(run.tokenizer, samples.chars))
-    onnx_set = ox.OnnxSet(f"onnx/{m}") if options.onnx else None
+    onnx_set = ox.OnnxSet(f"onnx/{m}", options.live_budget) if options.onnx else None
     onnx_files = None
     if onnx_set is not None:
-        data = ox.export_full(model, {"circexport.model_sha256": run.model_sha})
-        onnx_files = onnx_set.add("full-model", data, model, [(samples.windows[:4],)])
+        proto = ox.export_full(model, {"circexport.model_sha256": run.model_sha})
+        onnx_files = onnx_set.add("full-model", proto, model, [(samples.windows[:4],)]).as_dict()
     bar.update(1)
     union = sorted({n for c in run.circuits for n in c.node_ids}, key=lambda n: _node_order(model, n))
-    acts = node_activations(model, samples.windows, union, options.tables.batch)  # [n, N, W]
+    acts = node_activations(model, samples.windows, union, options.tables.batch, options.device)  # [n, N, W]
     row = {n: j for j, n in enumerate(union)}
     bar.update(1)
     for c in run.circuits:
         summary["circuits"].append(write_circuit(site, run, c, samples, acts, row, strings, options, onnx_set, onnx_files))
         bar.update(1)
     if onnx_set is not None:
-        sizes = onnx_set.write(site)  # weights.bin, the models and their twins, each checked against PyTorch
-        onnx_files["bytes"] = sizes[onnx_files["key"]]
-        onnx_files["weights_bytes"] = len(onnx_set.blob)
+        onnx_set.write(site)  # the weights files, the models and their twins, each model checked against PyTorch
+        onnx_files["stats"] = onnx_set.stats()
     summary["task_rows"] = task_rows(summary)
     site.page(f"{m}/index.html", "model.html", model=summary, config=config_rows(run), weights=weight_rows(model),
               provenance=sorted(run.run.provenance.items()), onnx=onnx_files)
@@ -145,8 +144,8 @@ def write_circuit(site: SiteWriter, run: RunInput, c: CircuitInput, samples: Sam
     m, t, model, rec = run.slug, c.slug, run.run.model, c.record
     answers = answer_ids(run, c)
     sample = samples.tasks.get(c.slug)
-    classes = class_activations(model, sample, c.node_ids) if sample is not None else None
-    examples = task_examples(model, run.means, c, sample) if sample is not None else []
+    classes = class_activations(model, sample, c.node_ids, options.device) if sample is not None else None
+    examples = task_examples(model, run.means, c, sample, device=options.device) if sample is not None else []
     nodes = node_views(model, c)
     graph = graph_data(run, c, nodes, answers, strings)
     windows = samples.windows.numpy()
@@ -169,7 +168,8 @@ def write_circuit(site: SiteWriter, run: RunInput, c: CircuitInput, samples: Sam
                   model_sha=run.model_sha, answers=answers)
     site.shard(f"data/{m}/{t}/circuit.js", f"{m}/{t}/circuit", graph)
     site.shard(f"data/{m}/{t}/live.js", f"{m}/{t}/live",
-               live.circuit_data(run, c, labels, answer_pair(answers, sample), examples, scales, onnx_files, full_onnx))
+               live.circuit_data(run, c, labels, answer_pair(answers, sample), examples, scales, onnx_files, full_onnx,
+                                 options.live_budget))
     shown = [{"prompt": "".join(strings[i] for i in e["prompt"][-32:]), "cut": len(e["prompt"]) > 32,
               "correct": strings[e["correct"]], "wrong": strings[e["wrong"]], "p_full": e["p_full"],
               "p_circuit": e["p_circuit"], "role": e["role"]} for e in examples]
@@ -211,9 +211,9 @@ def circuit_onnx(onnx_set: ox.OnnxSet, run: RunInput, c: CircuitInput, answers: 
             "circexport.task": c.record["task"]["name"]}
     if None not in answers:
         meta["circexport.answers"] = f"{answers[0]},{answers[1]}"
-    data = ox.export_circuit(module, len(c.node_ids), meta)
+    proto = ox.export_circuit(module, len(c.node_ids), meta)
     feeds = [(windows, mask, pair.expand(windows.size(0), 2)) for mask in ox.parity_masks(len(c.node_ids))]
-    return {**onnx_set.add(f"{c.slug}.circuit", data, module, feeds), "answers": [int(a) for a in pair[0]]}
+    return {**onnx_set.add(f"{c.slug}.circuit", proto, module, feeds).as_dict(), "answers": [int(a) for a in pair[0]]}
 
 
 def node_views(model: Any, c: CircuitInput) -> list[dict[str, Any]]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import math
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +17,7 @@ from tokenizers import Tokenizer
 from exporter.inputs import CircuitInput, RunInput
 from trainer import data
 from trainer.errors import UserError
-from trainer.masks import ablate, parse_node_id
+from trainer.masks import ablate, model_device, parse_node_id
 from trainer.model import GPT
 
 log = logging.getLogger(__name__)
@@ -69,22 +71,38 @@ def training_chars(corpus: data.Corpus) -> str:
     return "".join(sorted(seen))
 
 
+@contextmanager
+def on_device(model: GPT, device: str | torch.device) -> Iterator[None]:
+    """The model on a device for a with-block, then back where it was (the ONNX export reads it on CPU)."""
+    home = model_device(model)
+    model.to(device)  # moves the weights, so a large model is never held twice
+    try:
+        yield
+    finally:
+        model.to(home)
+
+
 @torch.no_grad()
-def node_activations(model: GPT, windows: torch.Tensor, node_ids: list[str], batch: int) -> np.ndarray:
-    """Activations [n_nodes, N, W] of the given nodes over the windows, in the full (unablated) model."""
+def node_activations(model: GPT, windows: torch.Tensor, node_ids: list[str], batch: int,
+                     device: str | torch.device = "cpu") -> np.ndarray:
+    """Activations [n_nodes, N, W] of the given nodes over the windows, in the full (unablated) model run on `device`."""
     by_loc: dict[str, list[int]] = defaultdict(list)
     for node in node_ids:
         loc, i = parse_node_id(node)
         by_loc[loc].append(i)
     row = {node: j for j, node in enumerate(node_ids)}
     out = np.zeros((len(node_ids), *windows.shape), dtype=np.float32)
-    for start in range(0, windows.size(0) if node_ids else 0, batch):
-        idx = windows[start:start + batch]
-        _, cache = model.run_with_cache(idx, list(by_loc))
-        for loc, chans in by_loc.items():
-            acts = cache[loc][..., chans].float().numpy()  # [B, W, n]
-            for k, c in enumerate(chans):
-                out[row[f"{loc}:{c}"], start:start + idx.size(0)] = acts[..., k]
+    if not node_ids:
+        return out
+    with on_device(model, device):
+        picks = {loc: torch.tensor(chans).to(device) for loc, chans in by_loc.items()}  # [n] channels per location
+        for start in range(0, windows.size(0), batch):
+            idx = windows[start:start + batch].to(device)  # [B, W]
+            _, cache = model.run_with_cache(idx, list(by_loc))
+            for loc, chans in by_loc.items():
+                acts = cache[loc][..., picks[loc]].float().cpu().numpy()  # [B, W, n]
+                for k, c in enumerate(chans):
+                    out[row[f"{loc}:{c}"], start:start + idx.size(0)] = acts[..., k]
     return out
 
 
@@ -177,31 +195,37 @@ def task_sample(inp: RunInput, circuit: CircuitInput, n_pairs: int) -> TaskSampl
 
 
 @torch.no_grad()
-def class_activations(model: GPT, sample: TaskSample, node_ids: list[str]) -> dict[str, list[list[float]]]:
+def class_activations(model: GPT, sample: TaskSample, node_ids: list[str],
+                      device: str | torch.device = "cpu") -> dict[str, list[list[float]]]:
     """Per node, its activation at the prediction position on the first and on the second prompt of each pair
-    (the prompts whose answer is the task's target, and those whose answer is its alternative)."""
+    (the prompts whose answer is the task's target, and those whose answer is its alternative), run on `device`."""
     locs = sorted({parse_node_id(n)[0] for n in node_ids})
-    _, cache = model.run_with_cache(sample.tokens, locs)
-    rows = torch.arange(sample.tokens.size(0))
+    with on_device(model, device):
+        tokens, last = sample.tokens.to(device), sample.last.to(device)  # [N, T], [N]
+        _, cache = model.run_with_cache(tokens, locs)
+        rows = torch.arange(tokens.size(0), device=tokens.device)
+        at_last = {loc: cache[loc][rows, last].cpu() for loc in locs}  # [N, dim] each
     out = {}
     for node in node_ids:
         loc, i = parse_node_id(node)
-        vals = cache[loc][rows, sample.last, i]  # [N]
+        vals = at_last[loc][:, i]  # [N]
         out[node] = [[sig(v) for v in vals[parity::2].tolist()] for parity in (0, 1)]
     return out
 
 
 @torch.no_grad()
 def task_examples(model: GPT, means: dict[str, torch.Tensor], circuit: CircuitInput, sample: TaskSample,
-                  per_class: int = 6) -> list[dict[str, Any]]:
+                  per_class: int = 6, device: str | torch.device = "cpu") -> list[dict[str, Any]]:
     """Prompts of both answers (first and second of each pair) with the full model's and the circuit's
-    probability of the correct answer against the alternative."""
+    probability of the correct answer against the alternative (the model run on `device`)."""
     rows = torch.arange(min(sample.tokens.size(0), 2 * per_class))
     tokens, last = sample.tokens[rows], sample.last[rows]
     correct, wrong = sample.correct[rows], sample.wrong[rows]
-    full = model(tokens, last)  # [n, vocab]
-    with ablate(model, circuit.kept, means):
-        circ = model(tokens, last)
+    with on_device(model, device):
+        on = {loc: m.to(device) for loc, m in means.items()}  # [dim] each
+        full = model(tokens.to(device), last.to(device)).cpu()  # [n, vocab]
+        with ablate(model, circuit.kept, on):
+            circ = model(tokens.to(device), last.to(device)).cpu()
 
     def p_correct(logits: torch.Tensor) -> torch.Tensor:
         return torch.stack([logits[rows, correct], logits[rows, wrong]], 1).softmax(-1)[:, 0]  # [n]

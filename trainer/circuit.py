@@ -48,18 +48,22 @@ def weight_edges(model: GPT, kept: Kept) -> list[dict[str, Any]]:
 
 def _edges(weight: torch.Tensor, kept: Kept, src: str, dst: str) -> list[dict[str, Any]]:
     """Edges src:i -> dst:j for every nonzero weight[j, i] with both ends kept."""
-    sub = weight * kept[dst].unsqueeze(1) * kept[src].unsqueeze(0)  # [out, in]
-    return [{"src": node_id(src, int(i)), "dst": node_id(dst, int(j)), "weight": float(weight[j, i])}
-            for j, i in sub.nonzero().tolist()]
+    rows, cols = kept[dst].to(weight.device), kept[src].to(weight.device)  # [out], [in] on the weight's device
+    at = (weight * rows.unsqueeze(1) * cols.unsqueeze(0)).nonzero()  # [E, 2]: (j, i)
+    values = weight[at[:, 0], at[:, 1]].tolist()  # [E], read back in one transfer
+    return [{"src": node_id(src, i), "dst": node_id(dst, j), "weight": w} for (j, i), w in zip(at.tolist(), values)]
 
 
 def unembed_edges(model: GPT, kept: Kept, tokens: Iterable[int], vocab: dict[int, str] | None = None) -> list[dict[str, Any]]:
     """Nonzero paths final_resid:c -> answer token t (lm_head weight times the final norm gain)."""
     w = model.lm_head.weight.detach() * model.ln_f.weight.detach()  # [vocab, d]
+    final = kept["final_resid"].to(w.device)  # [d]
     out = []
     for t in sorted(set(tokens)):
-        for c in (w[t] * kept["final_resid"]).nonzero().flatten().tolist():
-            out.append({"src": node_id("final_resid", c), "token": t, "weight": float(w[t, c]),
+        row = w[t]  # [d]
+        channels = (row * final).nonzero().flatten()  # [n]
+        for c, value in zip(channels.tolist(), row[channels].tolist()):
+            out.append({"src": node_id("final_resid", c), "token": t, "weight": value,
                         **({"text": vocab[t]} if vocab else {})})
     return out
 
@@ -67,6 +71,7 @@ def unembed_edges(model: GPT, kept: Kept, tokens: Iterable[int], vocab: dict[int
 def resid_links(model: GPT, kept: Kept) -> list[dict[str, Any]]:
     """A kept residual write and a later kept read of the same channel."""
     n, d = model.cfg.n_layer, model.cfg.d_model  # reads past d are the concatenated position embedding
+    kept = {loc: k.cpu() for loc, k in kept.items()}  # [dim] each: many small reads, none of them on the device
     writes = [(L * 2 + part, f"{L}.{w}") for L in range(n) for part, w in enumerate(WRITES)]
     reads = [(L * 2 + part, f"{L}.{r}") for L in range(n) for part, r in enumerate(READS)] + [(2 * n, "final_resid")]
     links = []
@@ -80,6 +85,7 @@ def resid_links(model: GPT, kept: Kept) -> list[dict[str, Any]]:
 
 def qk_pairs(model: GPT, kept: Kept) -> list[dict[str, Any]]:
     """Kept q and k channels with the same index: they meet in one head's attention score."""
+    kept = {loc: k.cpu() for loc, k in kept.items()}  # [dim] each
     out = []
     for L in range(model.cfg.n_layer):
         for c in (kept[f"{L}.attn.q"] & kept[f"{L}.attn.k"]).nonzero().flatten().tolist():

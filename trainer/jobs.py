@@ -13,7 +13,7 @@ import torch
 from trainer.circuit import circuit_text, faithfulness_checks, read_circuit
 from trainer.errors import UserError
 from trainer.fileio import atomic_write_bytes, file_sha256, read_json, write_json
-from trainer.means import means_for_run
+from trainer.means import ablation_record, means_for_run
 from trainer.prune import Evaluator, PruneConfig, Splits, prune_task
 from trainer.run import MODEL, TOKENIZER, Run, load_run
 from trainer.tasks import TASKS, Task, encode_pairs, get_task, pair_accuracy
@@ -35,6 +35,23 @@ class JobConfig:
     mean_tokens: int = 1 << 20  # tokens of pretraining text behind the mean activations
     jobs: int = 1
     quiet: bool = False
+    device: str = "auto"  # auto | cpu | cuda: where the model and everything the pruner makes live
+
+
+def resolve_device(name: str) -> torch.device:
+    """The torch device for --device auto|cpu|cuda (auto: CUDA when there is one)."""
+    if name not in ("auto", "cpu", "cuda"):
+        raise UserError(f"--device {name!r}: use auto, cpu or cuda")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA device is available here; use --device cpu (or auto)")
+    return torch.device("cuda" if name == "cuda" or (name == "auto" and torch.cuda.is_available()) else "cpu")
+
+
+def load_run_on(run_dir: Path | str, device: torch.device) -> Run:
+    """Load a run (on CPU, as load_run does) and move its model to the device."""
+    run = load_run(run_dir)
+    run.model.to(device)
+    return run
 
 
 def resolve_tasks(names: list[str] | str) -> list[Task]:
@@ -62,34 +79,37 @@ def evaluate_task(run: Run, task: Task, splits: Splits, target: float) -> dict[s
 
 def prune_run(run_dir: Path, names: list[str] | str, cfg: JobConfig) -> list[dict[str, Any]]:
     """Prune every named task the run has learned; write circuits/<task>.json; return one summary row per task."""
-    run = load_run(run_dir)
+    run = load_run_on(run_dir, resolve_device(cfg.device))
     tasks = resolve_tasks(names)
-    means_for_run(run, cfg.mean_tokens, quiet=cfg.quiet)  # computed once, before the jobs fan out
-    args = [(str(run_dir), t.name, cfg) for t in tasks]
+    means = means_for_run(run, cfg.mean_tokens, quiet=cfg.quiet)  # computed once, before the jobs fan out
     if cfg.jobs > 1 and len(tasks) > 1:
         with multiprocessing.get_context("spawn").Pool(min(cfg.jobs, len(tasks))) as pool:
-            rows = pool.starmap(_prune_one, args)
+            rows = pool.starmap(_prune_in_process, [(str(run_dir), t.name, cfg) for t in tasks])
     else:
-        rows = [_prune_one(*a) for a in args]
+        rows = [_prune_one(run, t, cfg, means) for t in tasks]  # the run and means already loaded
     _write_task_table(run_dir, rows)
     return rows
 
 
-def _prune_one(run_dir: str, name: str, cfg: JobConfig) -> dict[str, Any]:
-    """One task: check it is learned, prune, write the circuit file; returns its summary row."""
+def _prune_in_process(run_dir: str, name: str, cfg: JobConfig) -> dict[str, Any]:
+    """One task in a pool process: share the cores, load the run and its means (written by prune_run), prune."""
     torch.set_num_threads(max(1, torch.get_num_threads() // cfg.jobs))  # share the cores (or OMP_NUM_THREADS)
-    run, task = load_run(run_dir), get_task(name)
+    run = load_run_on(run_dir, resolve_device(cfg.device))
+    return _prune_one(run, get_task(name), cfg, means_for_run(run, cfg.mean_tokens))
+
+
+def _prune_one(run: Run, task: Task, cfg: JobConfig, means: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """One task: check it is learned, prune, write the circuit file; returns its summary row."""
     splits = task_splits(task, run, cfg)
     row = evaluate_task(run, task, splits, cfg.prune.target_loss)
     if not row["learned"]:
         return row
-    means = means_for_run(run, cfg.mean_tokens)
     record = prune_task(run.model, means, splits, cfg.prune)
     record.update({
         "model": {"run": run.cfg.name, "sha256": file_sha256(run.path / MODEL)},
         "task": {"name": task.name, "description": task.description, "target": task.target,
                  "alternative": task.alternative, "target_loss": cfg.prune.target_loss},
-        "ablation": {"kind": "mean", "tokens": cfg.mean_tokens},
+        "ablation": ablation_record(run, cfg.mean_tokens),
         "splits": {"train_pairs": cfg.train_pairs, "eval_pairs": cfg.eval_pairs, "test_pairs": cfg.test_pairs},
     })
     path = run.path / CIRCUITS / f"{task.name}.json"
@@ -117,7 +137,7 @@ def list_tasks(run_dir: Path | None, cfg: JobConfig) -> list[dict[str, Any]]:
     if run_dir is None:
         return [{"task": t.name, "target": t.target, "alternative": t.alternative, "description": t.description}
                 for t in TASKS.values()]
-    run = load_run(run_dir)
+    run = load_run_on(run_dir, resolve_device(cfg.device))
     model_sha = file_sha256(run.path / MODEL)
     rows = []
     for task in TASKS.values():
@@ -131,11 +151,13 @@ def list_tasks(run_dir: Path | None, cfg: JobConfig) -> list[dict[str, Any]]:
 
 
 def job_config(**kw: Any) -> JobConfig:
-    """A JobConfig from CLI options (target_loss goes into the prune config)."""
+    """A JobConfig from CLI options (target_loss goes into the prune config; a bad --device fails here, first)."""
     target = kw.pop("target_loss", PruneConfig.target_loss)
     if not target > 0:
         raise UserError(f"--target-loss {target}: must be > 0")
-    return JobConfig(prune=PruneConfig(target_loss=target), **kw)
+    cfg = JobConfig(prune=PruneConfig(target_loss=target), **kw)
+    resolve_device(cfg.device)
+    return cfg
 
 
 

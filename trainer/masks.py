@@ -24,6 +24,11 @@ def parse_node_id(node: str) -> tuple[str, int]:
     return location, int(index)
 
 
+def model_device(model: GPT) -> torch.device:
+    """The device of the model's weights: where everything the pruner makes lives."""
+    return next(model.parameters()).device
+
+
 def heaviside_ste(tau: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
     """Hard 0/1 gate (tau > 0) whose gradient is that of sigmoid(tau / T) (straight-through)."""
     soft = torch.sigmoid(tau / temperature)
@@ -39,11 +44,11 @@ class NodeMasks(nn.Module):
         super().__init__()
         self.locations = model.node_locations()
         self.temperature = temperature
-        self.means = {loc: means[loc].detach() for loc in self.locations}
-        self.tau = nn.ParameterDict({
-            _key(loc): nn.Parameter(init_mean + init_sd * torch.randn(model.location_dim(loc), generator=generator))
-            for loc in self.locations
-        })
+        device = model_device(model)
+        self.means = {loc: means[loc].detach().to(device) for loc in self.locations}
+        # tau [dim] per location, drawn on CPU by a CPU generator so that every device starts from the same taus
+        taus = {loc: init_mean + init_sd * torch.randn(model.location_dim(loc), generator=generator) for loc in self.locations}
+        self.tau = nn.ParameterDict({_key(loc): nn.Parameter(t.to(device)) for loc, t in taus.items()})
 
     def gates(self) -> dict[str, torch.Tensor]:
         """The 0/1 gate of every location (straight-through gradients)."""
@@ -76,14 +81,15 @@ def _key(location: str) -> str:
 @contextmanager
 def ablate(model: GPT, kept: Kept, means: Mapping[str, torch.Tensor]) -> Iterator[None]:
     """Run the model with every node outside `kept` replaced by its mean (locations absent = all kept)."""
-    fns = {loc: mask_hook(k.to(means[loc].dtype), means[loc]) for loc, k in kept.items()}
+    fns = {loc: mask_hook(k.to(means[loc].device, means[loc].dtype), means[loc]) for loc, k in kept.items()}
     with model.hooks(fns):
         yield
 
 
 def all_kept(model: GPT, value: bool = True) -> Kept:
-    """A keep-set with every node kept (or, with value=False, every node ablated)."""
-    return {loc: torch.full((model.location_dim(loc),), value) for loc in model.node_locations()}
+    """A keep-set with every node kept (or, with value=False, every node ablated), on the model's device."""
+    device = model_device(model)
+    return {loc: torch.full((model.location_dim(loc),), value, device=device) for loc in model.node_locations()}
 
 
 def top_k_kept(scores: Mapping[str, torch.Tensor], k: int) -> Kept:
@@ -101,7 +107,7 @@ def top_k_kept(scores: Mapping[str, torch.Tensor], k: int) -> Kept:
 
 def kept_ids(kept: Kept) -> list[str]:
     """Node ids of a keep-set, in location then index order."""
-    return [node_id(loc, int(i)) for loc, k in kept.items() for i in k.nonzero().flatten()]
+    return [node_id(loc, i) for loc, k in kept.items() for i in k.nonzero().flatten().tolist()]
 
 
 def kept_from_ids(model: GPT, ids: list[str]) -> Kept:

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -12,6 +16,7 @@ from tqdm import tqdm
 
 from trainer import data
 from trainer.fileio import file_sha256
+from trainer.masks import model_device
 from trainer.model import GPT
 from trainer.run import MODEL, TOKENIZER, Run, load_tensors, save_tensors
 from trainer.tokenizer import load_tokenizer
@@ -19,45 +24,111 @@ from trainer.tokenizer import load_tokenizer
 log = logging.getLogger(__name__)
 MEANS = "means.safetensors"
 MEANS_SEED = 7  # windows for means are drawn with this seed, apart from the training batches
+SLOW_SECONDS = 600  # a means pass on CPU estimated to take longer than this is announced as a warning
+
+
+@dataclass(frozen=True)
+class MeanStats:
+    """The mean of every node over whole windows of pretraining text, with the standard error of each mean.
+
+    A window of n_ctx tokens is one independent draw (positions within a window are not independent), so each
+    node's standard error is the sd of its per-window means over the square root of the number of windows."""
+
+    means: dict[str, torch.Tensor]  # location -> [dim] float32, on the model's device
+    sem: dict[str, torch.Tensor]  # location -> [dim] float32: standard error of each mean
+    tokens: int  # tokens averaged: whole windows, at least the tokens asked for
+
+    def sem_max(self) -> float:
+        """The largest standard error over all node means (the error bar a circuit file states)."""
+        return max(float(s.max()) for s in self.sem.values())
 
 
 @torch.no_grad()
+def compute_mean_stats(model: GPT, tokens: np.ndarray, n_tokens: int, batch_size: int = 16,
+                       quiet: bool = True) -> MeanStats:
+    """Means and standard errors of every node over about n_tokens tokens of random windows (at least two) of `tokens`,
+    on the model's device; each location is reduced inside its hook, so no activation outlives its layer."""
+    device, n_ctx = model_device(model), model.cfg.n_ctx
+    n_windows = max(2, -(-n_tokens // n_ctx))
+    batch_size = min(batch_size, n_windows)
+    n_batches = -(-n_windows // batch_size)
+    locs = model.node_locations()
+    sums = {loc: torch.zeros(model.location_dim(loc), dtype=torch.float64, device=device) for loc in locs}  # [dim]
+    squares = {loc: torch.zeros_like(s) for loc, s in sums.items()}  # [dim]: sums of squared window means
+    t0 = time.perf_counter()
+    with model.hooks({loc: _accumulate(sums[loc], squares[loc]) for loc in locs}):
+        for i in tqdm(range(n_batches), desc=f"means on {device.type}", disable=quiet, unit="batch"):
+            idx = data.sample_batch(tokens, n_ctx, batch_size, MEANS_SEED, i)[:, :-1].to(device)  # [B, T]
+            model(idx, torch.zeros(batch_size, dtype=torch.long, device=device))  # [B, vocab], unused
+            if i == 0:
+                float(sums[locs[-1]][0])  # reading a value waits for the device to finish the batch
+                _announce((time.perf_counter() - t0) * n_batches, n_batches * batch_size * n_ctx, device)
+    n = n_batches * batch_size  # windows
+    means = {loc: s / n for loc, s in sums.items()}  # [dim] float64
+    sem = {loc: ((squares[loc] / n - m.square()).clamp(min=0) / (n - 1)).sqrt() for loc, m in means.items()}
+    return MeanStats(means={loc: m.float() for loc, m in means.items()}, sem={loc: s.float() for loc, s in sem.items()},
+                     tokens=n * n_ctx)
+
+
+def _accumulate(sums: torch.Tensor, squares: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A hook that adds each window's mean activation [dim] (and its square) to the running sums, in float64."""
+
+    def add(x: torch.Tensor) -> torch.Tensor:
+        window = x.mean(dim=1, dtype=torch.float64)  # [B, T, dim] -> [B, dim]
+        sums.add_(window.sum(0))
+        squares.add_(window.square().sum(0))
+        return x
+
+    return add
+
+
+def _announce(seconds: float, n_tokens: int, device: torch.device) -> None:
+    """Log how long the whole means pass will take (from its first batch); warn when it is long on CPU."""
+    if device.type == "cpu" and seconds > SLOW_SECONDS:
+        log.warning("means over %d tokens on cpu will take about %.0f min; use --device cuda, or fewer --mean-tokens "
+                    "(the circuit file states the error bar)", n_tokens, seconds / 60)
+    else:
+        log.info("means over %d tokens on %s: about %.0f s", n_tokens, device.type, seconds)
+
+
 def compute_means(model: GPT, tokens: np.ndarray, n_tokens: int, batch_size: int = 16, quiet: bool = True) -> dict[str, torch.Tensor]:
     """Average every node location over about n_tokens tokens of random windows of `tokens`."""
-    n_ctx = model.cfg.n_ctx
-    n_batches = max(1, -(-n_tokens // (batch_size * n_ctx)))
-    sums: dict[str, torch.Tensor] = {}
-    for i in tqdm(range(n_batches), desc="means", disable=quiet, unit="batch"):
-        idx = data.sample_batch(tokens, n_ctx, batch_size, MEANS_SEED, i)[:, :-1]  # [B, T]
-        _, cache = model.run_with_cache(idx)
-        for loc, act in cache.items():
-            total = act.double().sum(dim=(0, 1))  # [dim]
-            sums[loc] = sums[loc] + total if loc in sums else total
-    count = n_batches * batch_size * n_ctx
-    return {loc: (s / count).float() for loc, s in sums.items()}
+    return compute_mean_stats(model, tokens, n_tokens, batch_size, quiet).means
 
 
 def means_for_run(run: Run, n_tokens: int, cache_dir: Path | None = None, quiet: bool = True) -> dict[str, torch.Tensor]:
-    """The run's means.safetensors when it matches the model and token count, else compute and write it."""
+    """The run's means.safetensors when it matches the model and token count, else compute and write it (on the model's device)."""
     path = run.path / MEANS
     model_sha = file_sha256(run.path / MODEL)
-    if path.is_file() and _meta(path) == {"model_sha256": model_sha, "tokens": str(n_tokens)}:
+    device = model_device(run.model)
+    meta = _meta(path)
+    if (meta.get("model_sha256"), meta.get("tokens")) == (model_sha, str(n_tokens)):
         means = load_tensors(path)
         if set(means) == set(run.model.node_locations()):
-            return means
+            return {loc: m.to(device) for loc, m in means.items()}
     log.info("computing mean activations over %d tokens", n_tokens)
     corpus = data.load_corpus(run.cfg.data)
     shards = data.build_shards(corpus, load_tokenizer(str(run.path / TOKENIZER)), cache_dir or data.default_cache_dir())
-    means = compute_means(run.model, shards.train, n_tokens, quiet=quiet)
-    save_tensors(path, means, {"model_sha256": model_sha, "tokens": str(n_tokens)})
-    return means
+    stats = compute_mean_stats(run.model, shards.train, n_tokens, quiet=quiet)
+    save_tensors(path, stats.means, {"model_sha256": model_sha, "tokens": str(n_tokens), "tokens_used": str(stats.tokens),
+                                     "mean_sem_max": repr(stats.sem_max())})
+    return stats.means
+
+
+def ablation_record(run: Run, n_tokens: int) -> dict[str, Any]:
+    """A circuit file's "ablation" object: mean ablation over n_tokens asked for, the tokens the means file actually
+    averaged, and mean_sem_max, the largest standard error of a node's mean (MeanStats); None for a means file
+    written before these were recorded."""
+    meta = _meta(run.path / MEANS)
+    used, sem = meta.get("tokens_used"), meta.get("mean_sem_max")
+    return {"kind": "mean", "tokens": n_tokens, "tokens_used": None if used is None else int(used),
+            "mean_sem_max": None if sem is None else float(sem)}
 
 
 def _meta(path: Path) -> dict[str, str]:
-    """The provenance fields of a means file (empty when unreadable)."""
+    """The metadata of a means file: its provenance and error bar (empty when unreadable)."""
     try:
         with safe_open(path, "pt") as f:
-            meta = f.metadata() or {}
+            return dict(f.metadata() or {})
     except Exception:  # noqa: BLE001 - an unreadable cache is recomputed
         return {}
-    return {k: meta[k] for k in ("model_sha256", "tokens") if k in meta}

@@ -13,6 +13,7 @@ import platform
 import re
 import reprlib
 import shutil
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,7 +26,7 @@ from trainer.config import DataConfig, ModelConfig, RunConfig, SparsityConfig, f
 from trainer.errors import UserError
 from trainer.fileio import atomic_write_bytes, file_sha256, read_json, write_json
 from trainer.model import GPT
-from trainer.run import CONFIG, MODEL, TOKENIZER, config_record, save_tensors
+from trainer.run import CONFIG, MODEL, TOKENIZER, config_record, empty_model, save_tensors
 from trainer.tiktoken_convert import convert
 from trainer.tokenizer import tokenizer_sha256
 
@@ -77,13 +78,13 @@ def import_openai(src: Path, out: Path, tokenizer_dir: Path | None = None, data:
     _check_out(out)
     source = read_source_config(src / SOURCE_CONFIG)
     state = read_checkpoint(src / CHECKPOINT)
-    model = GPT(source.model)
+    model = empty_model(source.model)  # takes the checkpoint's tensors as they are: no dense copy, no random init
     tensors, notes = map_weights(state, source, {k: v.shape for k, v in model.state_dict().items()}, src / CHECKPOINT)
     tok = convert(Path(tokenizer_dir) if tokenizer_dir else src)
     if tok.get_vocab_size() > source.model.vocab_size:
         raise UserError(f"the tokenizer has {tok.get_vocab_size()} tokens, more than vocab_size {source.model.vocab_size} "
                         f"in {src / SOURCE_CONFIG}; give --tokenizer the model's own vocab.bpe and encoder.json")
-    model.load_state_dict(tensors)  # names and shapes were checked by map_weights
+    model.load_state_dict(tensors, assign=True)  # names and shapes were checked by map_weights
     name = src.resolve().name or out.name
     data = replace(data, tokenizer=str(source.raw.get("tokenizer_name", DEFAULTS["tokenizer_name"])))  # its name only
     cfg = RunConfig(name=name, model=source.model, sparsity=_sparsity(model), data=data)
@@ -169,11 +170,12 @@ def _model_config(c: dict[str, Any]) -> tuple[ModelConfig, list[str]]:
 
 
 def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
-    """Flat name -> tensor of final_model.pt, loaded with weights_only=True (never unpickling code)."""
+    """Flat name -> tensor of final_model.pt, loaded with weights_only=True (never unpickling code); a zip-format
+    file (any torch.save since 1.6) is memory-mapped, so its tensors are read from the page cache, never copied."""
     if not path.is_file():
         raise UserError(f"{path}: file not found; give the folder of a circuit_sparsity model (beeg_config.json, final_model.pt)")
     try:
-        obj = torch.load(path, weights_only=True, map_location="cpu")
+        obj = torch.load(path, weights_only=True, map_location="cpu", mmap=zipfile.is_zipfile(path))
     except Exception as e:  # noqa: BLE001 - torch raises many types for a file that is not a checkpoint
         found = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
         if found:  # the weights-only unpickler refused an object
@@ -277,11 +279,12 @@ def _tie(theirs: dict[str, torch.Tensor], path: Path) -> None:
 
 def _sparsity(model: GPT) -> SparsityConfig:
     """The imported weights' sparsity: enabled when under half the block weights are nonzero; l0 = their nonzeros."""
-    blocks = [p for n, p in model.named_parameters() if p.ndim == 2 and n.startswith("blocks.")]
-    nonzero = sum(int((p != 0).sum()) for p in blocks)
-    total = sum(p.numel() for p in blocks)
-    l0 = sum(int((p != 0).sum()) for n, p in model.named_parameters() if p.ndim == 2 and n != "bigram.weight")
-    return SparsityConfig(enabled=nonzero < total / 2, l0=max(1, l0))
+    matrices = {n: p for n, p in model.named_parameters() if p.ndim == 2 and n != "bigram.weight"}
+    nonzero = {n: int(torch.count_nonzero(p)) for n, p in matrices.items()}
+    blocks = [n for n in matrices if n.startswith("blocks.")]
+    total = sum(matrices[n].numel() for n in blocks)
+    l0 = sum(nonzero.values())
+    return SparsityConfig(enabled=sum(nonzero[n] for n in blocks) < total / 2, l0=max(1, l0))
 
 
 def _check_out(out: Path) -> None:

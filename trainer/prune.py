@@ -12,11 +12,12 @@ from typing import Any
 import torch
 
 from trainer.circuit import counts, qk_pairs, resid_links, unembed_edges, weight_edges
-from trainer.masks import Kept, NodeMasks, ablate, all_kept, count, kept_ids, parse_node_id, top_k_kept
+from trainer.masks import Kept, NodeMasks, ablate, all_kept, count, kept_ids, model_device, parse_node_id, top_k_kept
 from trainer.model import GPT
 from trainer.tasks import TaskBatch, pair_accuracy, pair_loss
 
 log = logging.getLogger(__name__)
+ATTRIBUTION_CHUNK = 8  # pairs per forward and backward pass of the attribution baseline: bounds its memory
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ class PruneConfig:
     greedy: bool = True  # drop any node whose removal keeps the loss under target
     headroom: float = 0.1  # the search on the eval split aims this fraction under the target, so the test split meets it
     random_draws: int = 20  # random-control circuits
-    attribution_pairs: int = 128  # train pairs behind the gradient-attribution baseline (one backward pass)
+    attribution_pairs: int = 128  # train pairs behind the gradient-attribution baseline
     seed: int = 0
 
 
@@ -50,26 +51,37 @@ class Splits:
     test: TaskBatch
 
 
+def batch_to(batch: TaskBatch, device: torch.device) -> TaskBatch:
+    """The batch's tensors on a device."""
+    return TaskBatch(tokens=batch.tokens.to(device), last=batch.last.to(device), correct=batch.correct.to(device),
+                     wrong=batch.wrong.to(device))
+
+
 class Evaluator:
-    """Task loss of the model under a keep-set, on one batch, without gradients. Prompts run in chunks of
-    similar length, each cut after its longest prompt (a causal model's logits at a position ignore what follows)."""
+    """Task loss of the model under a keep-set, on one batch, without gradients, on the model's device. Prompts run
+    in chunks of similar length, each cut after its longest prompt (a causal model's logits at a position ignore
+    what follows)."""
 
     CHUNK = 64  # prompts per forward pass
 
     def __init__(self, model: GPT, means: Mapping[str, torch.Tensor], batch: TaskBatch) -> None:
-        self.model, self.means, self.batch = model, means, batch
-        order = torch.argsort(batch.last, stable=True)  # [N] rows by prompt length
-        self.chunks = list(order.split(self.CHUNK))
-        self.inverse = torch.argsort(order)  # [N] puts the chunks' rows back in batch order
+        device = model_device(model)
+        self.model, self.batch = model, batch_to(batch, device)
+        self.means = {loc: m.to(device) for loc, m in means.items()}
+        last = batch.last.cpu()  # [N]
+        order = torch.argsort(last, stable=True)  # [N] rows by prompt length
+        self.widths = [int(last[rows].max()) + 1 for rows in order.split(self.CHUNK)]  # tokens kept per chunk
+        self.chunks = list(order.to(device).split(self.CHUNK))
+        self.inverse = torch.argsort(order).to(device)  # [N] puts the chunks' rows back in batch order
 
     @torch.no_grad()
     def logits(self, kept: Kept | None = None, freeze_norms: bool = False) -> torch.Tensor:
         """Logits at each prompt's last token [N, vocab] with the nodes outside `kept` mean-ablated (and with every
         norm's scale frozen to the full model's value on the same prompt when freeze_norms)."""
         out = []
-        for rows in self.chunks:
+        for rows, width in zip(self.chunks, self.widths):
             last = self.batch.last[rows]  # [n]
-            tokens = self.batch.tokens[rows, :int(last.max()) + 1]  # [n, T]
+            tokens = self.batch.tokens[rows, :width]  # [n, T]
             frozen = frozen_scales(self.model, tokens, last) if freeze_norms else {}
             with ablate(self.model, kept or {}, self.means), self.model.hooks(frozen):
                 out.append(self.model(tokens, last))  # [n, vocab]
@@ -114,16 +126,17 @@ def search_target(cfg: PruneConfig) -> float:
 
 def learn_masks(model: GPT, means: Mapping[str, torch.Tensor], train: TaskBatch, cfg: PruneConfig,
                 lr: float, k_coef: float) -> dict[str, torch.Tensor]:
-    """Train one tau per node: task loss + k_coef * kept nodes; returns tau per location."""
-    gen = torch.Generator().manual_seed(cfg.seed)
+    """Train one tau per node: task loss + k_coef * kept nodes; returns tau per location (on the model's device)."""
+    gen = torch.Generator().manual_seed(cfg.seed)  # on CPU: every device draws the same taus and pairs
     masks = NodeMasks(model, means, cfg.init_mean, cfg.init_sd, cfg.temperature, gen)
+    train = batch_to(train, model_device(model))
     opt = torch.optim.AdamW(masks.parameters(), lr=lr, betas=(0.9, cfg.beta2), weight_decay=cfg.weight_decay)
     n_pairs = train.tokens.size(0) // 2
     for step in range(cfg.steps):
         for group in opt.param_groups:
             group["lr"] = lr * (1 - step / cfg.steps)  # linear decay
-        pairs = torch.randint(0, n_pairs, (min(cfg.batch_pairs, n_pairs),), generator=gen)
-        batch = select_pairs(train, pairs)
+        pairs = torch.randint(0, n_pairs, (min(cfg.batch_pairs, n_pairs),), generator=gen)  # [P]
+        batch = select_pairs(train, pairs.to(train.tokens.device))
         with model.hooks(masks.hooks()):
             logits = model(batch.tokens, batch.last)  # [N, vocab]
         loss = pair_loss(logits, batch) + k_coef * masks.n_kept()
@@ -169,7 +182,8 @@ def smallest_circuit(scores: Mapping[str, torch.Tensor], ev: Evaluator, target: 
 def greedy_trim(kept: Kept, scores: Mapping[str, torch.Tensor], ev: Evaluator, target: float) -> Kept:
     """Drop, lowest score first, every node whose removal keeps the eval loss under the target."""
     kept = {loc: k.clone() for loc, k in kept.items()}
-    for node in sorted(kept_ids(kept), key=lambda n: float(scores[parse_node_id(n)[0]][parse_node_id(n)[1]])):
+    host = {loc: s.cpu() for loc, s in scores.items()}  # [dim] each: the order is read on CPU
+    for node in sorted(kept_ids(kept), key=lambda n: float(host[parse_node_id(n)[0]][parse_node_id(n)[1]])):
         loc, i = parse_node_id(node)
         kept[loc][i] = False
         if ev.loss(kept) > target:
@@ -182,12 +196,13 @@ def describe(model: GPT, means: Mapping[str, torch.Tensor], kept: Kept, scores: 
     """Nodes, edges, links and held-out metrics of a circuit."""
     test = Evaluator(model, means, splits.test)
     metrics = faithfulness(model, means, kept, splits, test, cfg)
+    host_scores, host_means = ({loc: t[loc].cpu() for loc in kept} for t in (scores, means))  # [dim] each
     nodes = []
     for node in kept_ids(kept):
         loc, i = parse_node_id(node)
         without = {loc_: k.clone() for loc_, k in kept.items()}
         without[loc][i] = False
-        nodes.append({"id": node, "tau": float(scores[loc][i]), "mean": float(means[loc][i]),
+        nodes.append({"id": node, "tau": float(host_scores[loc][i]), "mean": float(host_means[loc][i]),
                       "ablation_delta": test.loss(without) - metrics["loss_circuit"]})
     answers = torch.cat([splits.test.correct, splits.test.wrong]).tolist()
     edges, unembed = weight_edges(model, kept), unembed_edges(model, kept, answers)
@@ -226,35 +241,45 @@ def faithfulness(model: GPT, means: Mapping[str, torch.Tensor], kept: Kept, spli
 
 def random_control(model: GPT, means: Mapping[str, torch.Tensor], kept: Kept, test: Evaluator, cfg: PruneConfig) -> tuple[float, float]:
     """Mean and sd of the loss of random circuits with as many nodes per location as `kept`."""
-    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    gen = torch.Generator().manual_seed(cfg.seed + 1)  # draws on CPU, the same on every device
+    sizes = {loc: (k.numel(), int(k.sum())) for loc, k in kept.items()}  # nodes per location, kept nodes
     losses = []
     for _ in range(cfg.random_draws):
         draw = {}
-        for loc, k in kept.items():
-            chosen = torch.zeros_like(k)
-            chosen[torch.randperm(k.numel(), generator=gen)[:int(k.sum())]] = True
-            draw[loc] = chosen
+        for loc, (dim, n) in sizes.items():
+            chosen = torch.zeros(dim, dtype=torch.bool)  # [dim]
+            chosen[torch.randperm(dim, generator=gen)[:n]] = True
+            draw[loc] = chosen.to(kept[loc].device)
         losses.append(test.loss(draw))
     t = torch.tensor(losses)
     return float(t.mean()), float(t.std()) if len(losses) > 1 else 0.0
 
 
-def attribution_scores(model: GPT, means: Mapping[str, torch.Tensor], batch: TaskBatch) -> dict[str, torch.Tensor]:
-    """Gradient attribution per node: |sum over prompts and positions of (mean - x) * dL/dx|."""
-    acts: dict[str, torch.Tensor] = {}
-    probes: dict[str, torch.Tensor] = {}
+def attribution_scores(model: GPT, means: Mapping[str, torch.Tensor], batch: TaskBatch,
+                       chunk_pairs: int = ATTRIBUTION_CHUNK) -> dict[str, torch.Tensor]:
+    """Gradient attribution per node: |sum over prompts and positions of (mean - x) * dL/dx|, accumulated over
+    chunks of pairs, so that only one chunk's activations are held at a time."""
+    device = model_device(model)
+    batch = batch_to(batch, device)
+    locs = model.node_locations()
+    means = {loc: means[loc].to(device) for loc in locs}
+    # x + (mean - x).detach() * p with p = 0 leaves the forward unchanged, and dL/dp is the sum over prompts and
+    # positions of (mean - x) * dL/dx: autograd reduces each location as it goes instead of keeping its dL/dx
+    probes = {loc: torch.zeros(model.location_dim(loc), device=device, requires_grad=True) for loc in locs}  # [dim]
+    sums = {loc: torch.zeros_like(p) for loc, p in probes.items()}  # [dim]
 
-    def probe(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
-        def add(x: torch.Tensor) -> torch.Tensor:  # x + 0: the gradient at the zero probe is dL/dx
-            acts[name] = x.detach()
-            probes[name] = torch.zeros_like(x, requires_grad=True)
-            return x + probes[name]
-        return add
+    def probe(loc: str) -> Callable[[torch.Tensor], torch.Tensor]:
+        return lambda x: x + (means[loc] - x).detach() * probes[loc]
 
-    with torch.enable_grad(), model.hooks({loc: probe(loc) for loc in model.node_locations()}):
-        loss = pair_loss(model(batch.tokens, batch.last), batch)
-        grads = torch.autograd.grad(loss, list(probes.values()))
-    return {loc: ((means[loc] - acts[loc]) * g).sum(dim=(0, 1)).abs() for loc, g in zip(probes, grads)}
+    n_pairs = batch.tokens.size(0) // 2
+    with torch.enable_grad(), model.hooks({loc: probe(loc) for loc in locs}):
+        for start in range(0, n_pairs, chunk_pairs):
+            part = select_pairs(batch, torch.arange(start, min(n_pairs, start + chunk_pairs), device=device))
+            share = part.tokens.size(0) / (2 * n_pairs)  # the chunk's part of the batch's mean loss
+            loss = pair_loss(model(part.tokens, part.last), part) * share
+            for total, g in zip(sums.values(), torch.autograd.grad(loss, list(probes.values()))):
+                total.add_(g)
+    return {loc: s.abs() for loc, s in sums.items()}
 
 
 def frozen_scales(model: GPT, tokens: torch.Tensor, last: torch.Tensor) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import json
+import math
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save
+from safetensors.torch import load_file
 
-from trainer.config import RunConfig, from_dict, to_dict
+from trainer.config import ModelConfig, RunConfig, from_dict, to_dict
 from trainer.errors import UserError
-from trainer.fileio import atomic_write_bytes, read_json
+from trainer.fileio import _umask, atomic_write_bytes, read_json
 from trainer.model import GPT
 
 FORMAT_VERSION = 1
@@ -37,18 +42,63 @@ def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[st
     if pack:
         flat = pack_sparse(flat)
     meta = {"format_version": str(FORMAT_VERSION), **(metadata or {})}
-    atomic_write_bytes(path, save(dict(sorted(flat.items())), metadata=meta))
+    with _atomic_file(path) as f:
+        write_safetensors(f, flat, meta)
+
+
+# safetensors' dtype names, in the order its writer lays tensors out (its Dtype enum, last first)
+DTYPES = {torch.uint64: "U64", torch.int64: "I64", torch.float64: "F64", torch.float32: "F32", torch.uint32: "U32",
+          torch.int32: "I32", torch.bfloat16: "BF16", torch.float16: "F16", torch.uint16: "U16", torch.int16: "I16",
+          torch.int8: "I8", torch.uint8: "U8", torch.bool: "BOOL"}
+
+
+def write_safetensors(f: BinaryIO, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    """Stream tensors (contiguous, on CPU) into f as safetensors writes them, metadata in sorted key order.
+
+    Byte for byte what safetensors.torch.save gives for at most one metadata key (its order of several varies from
+    run to run), without first building the whole file in memory: each tensor is written from its own memory.
+    """
+    rank = {dtype: n for n, dtype in enumerate(DTYPES)}
+    order = sorted(tensors, key=lambda k: (rank[tensors[k].dtype], k))
+    header: dict[str, Any] = {"__metadata__": dict(sorted(metadata.items()))}
+    offset = 0
+    for name in order:
+        t = tensors[name]
+        size = t.numel() * t.element_size()
+        header[name] = {"dtype": DTYPES[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + size]}
+        offset += size
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+    text += b" " * (-len(text) % 8)  # the data starts 8-byte aligned
+    f.write(len(text).to_bytes(8, "little") + text)
+    for name in order:
+        f.write(tensors[name].reshape(-1).view(torch.uint8).numpy())  # the tensor's bytes, not a copy
+
+
+@contextmanager
+def _atomic_file(path: Path) -> Iterator[BinaryIO]:
+    """A new file that replaces `path` in one step when the with-block ends without error (as atomic_write_bytes)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private; a run's files are for sharing
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def pack_sparse(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Store each float matrix that is at least half zeros as its shape, a bitmask of its nonzeros and their values."""
     out = {}
     for name, t in tensors.items():
-        if t.is_floating_point() and t.dim() >= 2 and int(torch.count_nonzero(t)) * 2 <= t.numel():
-            flat = t.flatten()  # [numel]
-            keep = flat != 0  # [numel] bool
-            out[name + BITS] = torch.from_numpy(np.packbits(keep.numpy()))  # [ceil(numel / 8)] uint8
-            out[name + VALUES] = flat[keep]  # [nnz]
+        keep = (t.flatten() != 0).numpy() if t.is_floating_point() and t.dim() >= 2 else None  # [numel] bool
+        if keep is not None and np.count_nonzero(keep) * 2 <= t.numel():
+            out[name + BITS] = torch.from_numpy(np.packbits(keep))  # [ceil(numel / 8)] uint8
+            out[name + VALUES] = t.flatten()[torch.from_numpy(keep)]  # [nnz]
             out[name + SHAPE] = torch.tensor(t.shape, dtype=torch.int64)  # [dim]
         else:
             out[name] = t
@@ -56,19 +106,19 @@ def pack_sparse(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def _unpack_sparse(tensors: dict[str, torch.Tensor], path: Path) -> dict[str, torch.Tensor]:
-    """Inverse of pack_sparse, checking that the parts agree."""
+    """Inverse of pack_sparse, checking that the parts agree; each dense tensor is filled straight from its bitmask."""
     for name in [k.removesuffix(SHAPE) for k in tensors if k.endswith(SHAPE)]:
         shape = tensors.pop(name + SHAPE).tolist()
         bits, values = tensors.pop(name + BITS, None), tensors.pop(name + VALUES, None)
-        numel = int(np.prod(shape))
+        numel = math.prod(shape)
         if bits is None or values is None or bits.numel() != (numel + 7) // 8:
             raise UserError(f"{path}: packed tensor {name!r} is incomplete; restore the file or retrain")
-        keep = torch.from_numpy(np.unpackbits(bits.numpy())[:numel].astype(bool))  # [numel]
-        if int(keep.sum()) != values.numel():
-            raise UserError(f"{path}: packed tensor {name!r} has {values.numel()} values for {int(keep.sum())} nonzeros")
-        dense = torch.zeros(numel, dtype=values.dtype)
-        dense[keep] = values
-        tensors[name] = dense.view(shape)
+        keep = np.unpackbits(bits.numpy(), count=numel)  # [numel] uint8 0/1, used as bool without a copy
+        nonzero = int(np.count_nonzero(keep))
+        if nonzero != values.numel():
+            raise UserError(f"{path}: packed tensor {name!r} has {values.numel()} values for {nonzero} nonzeros")
+        dense = torch.zeros(numel, dtype=values.dtype)  # [numel]
+        tensors[name] = dense.masked_scatter_(torch.from_numpy(keep).view(torch.bool), values).view(shape)
     return tensors
 
 
@@ -131,8 +181,9 @@ class Run:
     model: GPT
 
 
-def load_model_weights(model: GPT, path: Path) -> None:
-    """Load model.safetensors into a model, naming any missing, extra or misshapen tensor."""
+def load_model_weights(model: GPT, path: Path, assign: bool = False) -> None:
+    """Load model.safetensors into a model, naming any missing, extra or misshapen tensor; `assign` makes the loaded
+    tensors the model's own instead of copying them in (for a model built on the meta device)."""
     tensors = load_tensors(path)
     expected = model.state_dict()
     for name in sorted(set(expected) | set(tensors)):
@@ -144,7 +195,13 @@ def load_model_weights(model: GPT, path: Path) -> None:
             raise UserError(
                 f"{path}: tensor {name!r} has shape {tuple(tensors[name].shape)}, config.json implies {tuple(expected[name].shape)}"
             )
-    model.load_state_dict(tensors)
+    model.load_state_dict(tensors, assign=assign)
+
+
+def empty_model(cfg: ModelConfig) -> GPT:
+    """A GPT of this shape on the meta device: no memory, no random initialisation; load weights with assign=True."""
+    with torch.device("meta"):
+        return GPT(cfg)
 
 
 def load_run(run_dir: Path | str) -> Run:
@@ -155,7 +212,7 @@ def load_run(run_dir: Path | str) -> Run:
     cfg, provenance = read_config(run_dir)
     if not (run_dir / MODEL).is_file():
         raise UserError(f"{run_dir / MODEL}: file not found; the run has not finished training (use circexport train --resume)")
-    model = GPT(cfg.model)
-    load_model_weights(model, run_dir / MODEL)
+    model = empty_model(cfg.model)
+    load_model_weights(model, run_dir / MODEL, assign=True)
     model.eval()
     return Run(run_dir, cfg, provenance, model)

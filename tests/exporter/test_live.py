@@ -31,9 +31,13 @@ def test_live_shard_has_nodes_answers_ready_prompts_and_models(site, site_runs):
     examples = [r for r in live["ready"] if r["kind"] == "example"]
     assert examples and all(0 <= r["p_full"] <= 1 and len(tok.encode(r["prompt"]).ids) <= 64 for r in examples)
     assert {r["role"] for r in examples} == {"target", "alternative"}
-    for name, entry in live["models"].items():
+    for name in ("circuit", "full"):
+        entry = live["models"][name]
         assert (out / entry["onnx"]).is_file() and (out / entry["js"]).is_file(), name
-    assert live["models"]["weights"]["name"] == "weights.bin"
+        assert entry["fits"] and 0 < entry["live_bytes"] <= live["models"]["budget"]
+        assert entry["weights"] and all((out / w["path"]).is_file() and (out / w["js"]).is_file() for w in entry["weights"])
+    circuit_files = {w["path"] for w in live["models"]["circuit"]["weights"]}
+    assert circuit_files <= {w["path"] for w in live["models"]["full"]["weights"]}  # the circuit reads the full model's
     _, var_swap = shard(out / "data" / "tiny-a" / "var_swap" / "live.js")
     assert var_swap["answers"] == var_swap["ready"][0]["answers"]  # answers that vary per pair: the first pair's
     _, outside = shard(out / "data" / "tiny-a" / "bool_literal" / "live.js")
@@ -79,4 +83,6 @@ def test_adversarial_prompts_ship_with_circuits_of_their_task(site_runs, tmp_pat
     assert "# the first [ row\nvalues = [1, 2, 3" in adv  # an unmatched [ inside a comment
     assert set(adv) <= set(TASKS["bracket_counting"].adversarial)
     assert all(r["answers"] == live["answers"] for r in live["ready"] if r["kind"] == "adversarial")
+    # with the build's probabilities, shown where a model is too large for the page
+    assert all(0 <= r["p_full"] <= 1 and 0 <= r["p_circuit"] <= 1 for r in live["ready"] if r["kind"] == "adversarial")
     assert live["models"] is None  # built without ONNX: the panel says so instead of running

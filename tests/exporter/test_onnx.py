@@ -1,6 +1,7 @@
 """Tests of the ONNX models: parity with PyTorch, the circuit model's mask, the .js twin, the parity guard."""
 
 import base64
+import hashlib
 import json
 import re
 
@@ -11,6 +12,8 @@ import pytest
 import torch
 
 from exporter import onnx_export as ox
+from exporter import weights as wt
+from exporter.render import SiteWriter
 from exporter.inputs import read_run
 from trainer.errors import UserError
 from trainer.masks import ablate, all_kept, kept_from_ids
@@ -67,32 +70,77 @@ def test_circuit_model_is_the_mean_ablated_model(site, run):
 
 def test_js_twins_hold_the_same_bytes(site):
     out, _ = site
-    for name in ("var_swap.circuit.onnx", "weights.bin"):
-        text = (out / "onnx" / "tiny-a" / f"{name}.js").read_text()
-        key, b64 = re.fullmatch(r'cx\.register\(("[^"]+"), "([A-Za-z0-9+/=]+)"\);\n', text).groups()
-        assert json.loads(key) == "onnx/tiny-a/" + name.removesuffix(".onnx")
-        assert base64.b64decode(b64) == (out / "onnx" / "tiny-a" / name).read_bytes()
+    folder = out / "onnx" / "tiny-a"
+    text = (folder / "var_swap.circuit.onnx.js").read_text()
+    key, b64 = re.fullmatch(r'cx\.register\(("[^"]+"), "([A-Za-z0-9+/=]+)"\);\n', text).groups()
+    assert json.loads(key) == "onnx/tiny-a/var_swap.circuit"
+    assert base64.b64decode(b64) == (folder / "var_swap.circuit.onnx").read_bytes()
+    for weights in sorted((folder / "weights").glob("*.bin")):
+        key, body = re.fullmatch(r'cx\.register\(("[^"]+"),(\{.*\})\);\n', (folder / "weights" / f"{weights.name}.js").read_text()).groups()
+        record = json.loads(body)
+        assert json.loads(key) == f"onnx/tiny-a/weights/{weights.name}"
+        assert wt.untwin(record) == weights.read_bytes()
+        assert record["sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
 
 
-def test_models_of_a_run_share_one_copy_of_the_weights(site, run):
+def external_files(model_path):
+    """The weights files a model file names (ONNX external data locations)."""
+    proto = onnx.load(str(model_path), load_external_data=False)
+    return {e.value for t in proto.graph.initializer for e in t.external_data if e.key == "location"}
+
+
+def test_models_of_a_run_share_one_copy_of_the_sparse_weights(site, run):
     out, _ = site
     folder = out / "onnx" / "tiny-a"
-    weights = (folder / "weights.bin").stat().st_size
-    dense = sum(p.numel() * 4 for p in run.run.model.state_dict().values())
-    assert 0.9 * dense < weights < 1.2 * dense  # one copy, not one per model
-    for model in folder.glob("*.onnx"):
-        assert model.stat().st_size < 0.25 * weights, model  # the graph alone (a few percent for the demo model)
-        proto = onnx.load(str(model), load_external_data=False)
-        assert all(e.value == "weights.bin" for t in proto.graph.initializer for e in t.external_data if e.key == "location")
+    files = {f"weights/{p.name}" for p in (folder / "weights").glob("*.bin")}
+    stored = sum((folder / f).stat().st_size for f in files)
+    mats = [p for p in run.run.model.state_dict().values() if p.dim() == 2]
+    nonzero = sum(int(torch.count_nonzero(p)) for p in mats)
+    assert nonzero < 0.5 * sum(p.numel() for p in mats)  # the tiny run is sparse...
+    assert stored < 8 * nonzero  # ...and its weights are stored as nonzeros (values + positions), once
+    assert external_files(folder / "full-model.onnx") == files
+    for model in folder.glob("*.circuit.onnx"):
+        assert external_files(model) <= files, model  # the full model's files, no copies
+        inline = [t for t in onnx.load(str(model), load_external_data=False).graph.initializer if not t.external_data]
+        assert all(len(t.raw_data) <= (ox.INLINE_MAX if len(t.dims) < 2 else wt.MIN_EXTERNAL) for t in inline), model
+    ops = {n.op_type for n in onnx.load(str(folder / "full-model.onnx"), load_external_data=False).graph.node}
+    assert {"ScatterElements", "CumSum"} <= ops  # sparse matrices rebuilt in the graph
 
 
-def test_parity_failure_fails_the_build(run):
+def test_a_circuit_model_holds_only_the_weights_its_nodes_need(tmp_path, run):
     model = run.run.model
-    data = ox.export_full(model, {})
+    means = {loc: torch.zeros(model.location_dim(loc)) for loc in model.node_locations()}
+    nodes = ["0.attn.q:1", "0.attn.resid_delta:3", f"{model.cfg.n_layer - 1}.mlp.post_act:2", "final_resid:3"]
+    module = ox.CircuitModel(model, means, nodes).eval()
+    onnx_set = ox.OnnxSet("m", live_budget=10**9)
+    x = tokens()
+    feeds = [(x, mask, torch.tensor([[1, 2]] * 3)) for mask in ox.parity_masks(len(nodes))]
+    files = onnx_set.add("c", ox.export_circuit(module, len(nodes), {}), module, feeds)
+    full = onnx_set.add("full", ox.export_full(model, {}), model, [(x,)])
+    assert 0 < files.live_bytes < full.live_bytes and set(files.weights) < set(full.weights)
+    onnx_set.write(SiteWriter(tmp_path))  # and each model equals PyTorch
+    names = {i.name.split("::")[0] for i in onnx.load(str(tmp_path / "m" / "c.onnx"), load_external_data=False).graph.initializer}
+    assert "model.blocks.0.attn.c_attn.weight" in names and "model.blocks.0.mlp.c_fc.weight" not in names
+
+
+def test_models_over_the_page_budget_get_no_twins(tmp_path, run):
+    model = run.run.model
+    onnx_set = ox.OnnxSet("m", live_budget=1000)
+    files = onnx_set.add("full", ox.export_full(model, {}), model, [(tokens(),)])
+    assert not files.fits
+    onnx_set.write(SiteWriter(tmp_path))
+    assert (tmp_path / "m" / "full.onnx").is_file() and not list(tmp_path.rglob("*.js"))
+
+
+def test_parity_failure_fails_the_build(tmp_path, run):
+    model = run.run.model
+    onnx_set = ox.OnnxSet("m", live_budget=10**9)
+    onnx_set.add("full", ox.export_full(model, {}), model, [(tokens(),)])
+    onnx_set.write(SiteWriter(tmp_path))
 
     class Off(torch.nn.Module):
         def forward(self, x):
             return model(x) + 1e-3
 
     with pytest.raises(UserError, match="ONNX parity failed"):
-        ox.check_parity(data, Off(), [(tokens(),)], "tiny-a")
+        ox.check_parity(str(tmp_path / "m" / "full.onnx"), Off(), [(tokens(),)], "tiny-a")

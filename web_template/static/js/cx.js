@@ -30,6 +30,9 @@
 
   function get(key) { return store[key]; }
 
+  // Forget a loaded shard (large data the page has handed on, such as a weights file's twin).
+  function drop(key) { delete store[key]; }
+
   // "#node=3.attn.v:17&k=64" <-> {node: "3.attn.v:17", k: "64"}
   function readState() {
     const out = {};
@@ -83,5 +86,5 @@
     if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", go); else go();
   }
 
-  window.cx = { register, load, get, readState, setState, onState, el, fmt, tokenText, mount, root };
+  window.cx = { register, load, get, drop, readState, setState, onState, el, fmt, tokenText, mount, root };
 })();

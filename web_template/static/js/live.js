@@ -52,7 +52,7 @@
     const nodes = data.nodes, index = new Map(nodes.map((n, j) => [n, j]));
     const defaults = data.answers || [0, 1];
     const out = { version: 0, pending: null, busy: null, shown: {}, fullCache: new Map(), tok };
-    let fullReady = false;
+    let fullMode = "loading"; // the full model's numbers: "loading", "live" (in the page), "build" (too large: the build's)
     window.cxLive = out;
 
     data.ready.forEach((r, i) => {
@@ -143,17 +143,31 @@
       const r = await cx.runtime.run("circuit", { tokens: tokens(x), mask: ["float32", mask, [N]],
         answers: ["int64", BigInt64Array.from(x.answers, BigInt), [1, 2]] });
       const logits = Array.from(r.logits[0].subarray((T - 1) * 2, T * 2));
-      const fullLogits = !fullReady ? null : out.fullCache.has(fullKey(x)) ? await full(x) : await breathe().then(() => full(x));
+      const fullLogits = fullMode !== "live" ? null : out.fullCache.has(fullKey(x)) ? await full(x) : await breathe().then(() => full(x));
       return { logits, fullLogits, acts: r.acts[0], T, N, run_ms: performance.now() - t0 };
+    }
+
+    // The full model's p(A) on this prompt from the build (ready prompts only), or null.
+    function fullFromBuild(x) {
+      const r = data.ready.find((e) => e.prompt === x.prompt && e.p_full !== null && new Set(e.answers).size === 2 &&
+        e.answers.every((a) => x.answers.includes(a)) && x.answers[0] !== x.answers[1]);
+      return r ? (r.answers[0] === x.answers[0] ? r.p_full : 1 - r.p_full) : null;
     }
 
     function pair(l) { const p = 1 / (1 + Math.exp(l[1] - l[0])); return [p, 1 - p]; }
 
+    // The full model's row: live, loading, or (too large for the page) the build's number where it has one.
+    function fullRow(x, res) {
+      if (fullMode !== "build") return ["full", res.fullLogits ? "full model" : "full model (loading…)", res.fullLogits && pair(res.fullLogits), res.fullLogits];
+      const p = fullFromBuild(x), mb = (data.models.full.live_bytes / 1e6).toFixed(0);
+      const label = `full model (${mb} MB: too large for the page; ${p === null ? "no build-time number for this prompt" : "from the build"})`;
+      return ["full", label, p === null ? null : [p, 1 - p], p === null ? null : [Math.log(p / (1 - p)), 0]];
+    }
+
     function showProbs(x, res) {
       const names = x.answers.map((a, i) => JSON.stringify(tok.decode(a)) + (a === defaults[i] && data.labels[i] ? `, ${data.labels[i].role}` : ""));
       const kept = nodes.length - x.off.size;
-      const rows = [["circuit", `circuit (${kept} of ${nodes.length} nodes kept)`, pair(res.logits), res.logits],
-        ["full", res.fullLogits ? "full model" : "full model (loading…)", res.fullLogits && pair(res.fullLogits), res.fullLogits]];
+      const rows = [["circuit", `circuit (${kept} of ${nodes.length} nodes kept)`, pair(res.logits), res.logits], fullRow(x, res)];
       $.probs.replaceChildren(cx.el("thead", {}, cx.el("tr", {}, cx.el("th", { text: "" }), cx.el("th", { text: `p(A = ${names[0]})` }),
         cx.el("th", { text: `p(B = ${names[1]})` }), cx.el("th", { text: "logit A − B" }), cx.el("th", { text: "" }))));
       const body = cx.el("tbody");
@@ -268,8 +282,8 @@
       out.last_ms = performance.now() - t0;
       out.phases = { tokenize_run: t1 - t0, draw: performance.now() - t1 };
       out.version++;
-      $.status.textContent = fullReady ? `ready · models loaded in ${(out.session_ms / 1000).toFixed(2)} s · last update ${out.last_ms.toFixed(0)} ms` :
-        "circuit ready · loading the full model…";
+      $.status.textContent = fullMode === "loading" ? "circuit ready · loading the full model…" :
+        `ready · ${fullMode === "live" ? "models" : "circuit"} loaded in ${(out.session_ms / 1000).toFixed(2)} s · last update ${out.last_ms.toFixed(0)} ms`;
     }
 
     function render(state, badAnswers) {
@@ -296,7 +310,7 @@
       const t0 = performance.now();
       $.status.textContent = "loading ONNX Runtime Web and the circuit…";
       await breathe(); // the status paints first
-      await cx.runtime.session("circuit", data.models.circuit, data.models.weights);
+      await cx.runtime.session("circuit", data.models.circuit);
       out.circuit_ms = performance.now() - t0;
       cx.onState((s) => render(s));
       const state = cx.readState();
@@ -304,8 +318,11 @@
       else render(state);
       while (out.busy) await out.busy;
       await breathe();
-      await cx.runtime.session("full", data.models.full, data.models.weights);
-      fullReady = true;
+      if (data.models.full.fits) {
+        await cx.runtime.session("full", data.models.full);
+        fullMode = "live";
+      } else fullMode = "build";
+      await cx.runtime.release();
       out.session_ms = performance.now() - t0;
       await breathe();
       render(cx.readState());
@@ -324,6 +341,11 @@
       try {
         const data = await cx.load(section.dataset.key, section.dataset.path);
         if (!data.models) throw new Error("this site was built without ONNX models (circexport build --no-onnx), so nothing can run here");
+        if (!data.models.circuit.fits) {
+          throw new Error(`this circuit's model takes ${(data.models.circuit.live_bytes / 1e6).toFixed(0)} MB once its weights are ` +
+            `rebuilt, over this site's budget of ${(data.models.budget / 1e6).toFixed(0)} MB for the page (circexport build ` +
+            "--live-budget). The task examples above show its numbers from the build; the node pages show how to run it in Python.");
+        }
         const shard = await cx.load(data.tokenizer.key, data.tokenizer.path);
         if (shard.unsupported) throw new Error(`the run's tokenizer cannot be reproduced in the page: ${shard.unsupported}`);
         const tok = cx.bpe.fromShard(shard);
