@@ -267,3 +267,38 @@ def test_circuit_page_states_each_faithfulness_verdict(site):
     verdicts = re.findall(r'<li class="(ok|bad)">(\w+):', checks)
     assert verdicts == [("ok", "Sufficient"), ("bad", "Necessary"), ("bad", "Specific")]
     assert "reaches the target loss 0.700" in checks and "does not raise the loss to 0.697 or more" in checks
+
+
+def folder_hash(folder):
+    """sha256 over every file's path and bytes under a folder."""
+    h = hashlib.sha256()
+    for p in sorted(folder.rglob("*")):
+        if p.is_file():
+            h.update(p.relative_to(folder).as_posix().encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()
+
+
+def test_build_reports_size_and_largest_file(site):
+    out, report = site
+    sizes = {p.relative_to(out).as_posix(): p.stat().st_size for p in out.rglob("*") if p.is_file()}
+    assert report.bytes == sum(sizes.values()) and report.largest == max(sizes.items(), key=lambda kv: kv[1])
+    assert f"largest {report.largest[0]}" in report.summary() and not report.warnings
+
+
+def test_pages_limits_warn_naming_the_file_and_fail_with_pages(old_site, site_runs, tmp_path, monkeypatch):
+    from exporter import build as build_module
+
+    out, _ = old_site
+    before = folder_hash(out)
+    monkeypatch.setattr(build_module, "PAGES_FILE_LIMIT", 2_000_000)  # the vendored wasm twin (~5 MB) is over it
+    monkeypatch.setattr(build_module, "PAGES_SITE_LIMIT", 3_000_000)
+    args = ["build", "--quiet", "--no-onnx", "--sample-tokens", "1024", str(site_runs["b"]), "-o"]
+    result = CliRunner().invoke(main, [*args, str(tmp_path / "warned")])
+    assert result.exit_code == 0
+    warnings = [line for line in result.output.splitlines() if line.startswith("warning: ")]
+    assert any("ort-wasm-simd-threaded.wasm.gz.js is" in w and "over GitHub's limit of 2 MB per file" in w for w in warnings)
+    assert any("over GitHub Pages' limit of 3 MB per site" in w for w in warnings)
+    line = one_error_line(CliRunner().invoke(main, [*args, str(out), "--pages"]))
+    assert "ort-wasm-simd-threaded.wasm.gz.js is" in line and "--no-onnx" in line and "untouched" in line
+    assert folder_hash(out) == before  # the previous site, byte for byte
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["site", "warned"]  # no temporary folders left behind
