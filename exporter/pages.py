@@ -148,6 +148,7 @@ def write_circuit(site: SiteWriter, run: RunInput, c: CircuitInput, samples: Sam
     examples = task_examples(model, run.means, c, sample, device=options.device) if sample is not None else []
     nodes = node_views(model, c)
     graph = graph_data(run, c, nodes, answers, strings)
+    by_weight = {**graph, "edges_by_weight": sorted(graph["edges"], key=lambda e: (-abs(e[2]), e[0], e[1]))}
     windows = samples.windows.numpy()
     onnx_files = circuit_onnx(onnx_set, run, c, answers, sample, samples.windows[:4]) if onnx_set is not None else None
     labels = [answer_label(rec, role, a, strings) for role, a in zip(("target", "alternative"), answers)]
@@ -163,7 +164,7 @@ def write_circuit(site: SiteWriter, run: RunInput, c: CircuitInput, samples: Sam
         site.shard(f"data/{m}/{t}/nodes/{n['file']}.js", f"{m}/{t}/{n['id']}", table)
         snippet = None if top is None else {"ids": context_ids(windows, top), "value": sig(acts[row[n["id"]], top["w"], top["p"]], 6)}
         site.page(f"{m}/{t}/{n['file']}.html", "node.html", model=m, circuit=t, task=rec["task"], node=n,
-                  wiring=wiring(n, graph, nodes), stats=table["stats"], snippet=snippet, onnx=onnx_files,
+                  wiring=wiring(n, by_weight, nodes), stats=table["stats"], snippet=snippet, onnx=onnx_files,
                   n_nodes=len(nodes), node_index=nodes.index(n), cite=cite(m, t, n, run, options.site_url),
                   model_sha=run.model_sha, answers=answers)
     site.shard(f"data/{m}/{t}/circuit.js", f"{m}/{t}/circuit", graph)
@@ -267,10 +268,9 @@ def wiring(n: dict[str, Any], graph: dict[str, Any], nodes: list[dict[str, Any]]
     """A node's inputs and outputs (weight edges), residual links, q-k partners and unembedding edges."""
     j = nodes.index(n)
     ref = lambda k, **kw: {"id": nodes[k]["id"], "file": nodes[k]["file"], **kw}  # noqa: E731
-    by_w = lambda e: (-abs(e[2]), e[0], e[1])  # noqa: E731
     return {
-        "inputs": [ref(s, weight=w) for s, d, w in sorted(graph["edges"], key=by_w) if d == j],
-        "outputs": [ref(d, weight=w) for s, d, w in sorted(graph["edges"], key=by_w) if s == j],
+        "inputs": [ref(s, weight=w) for s, d, w in graph["edges_by_weight"] if d == j],
+        "outputs": [ref(d, weight=w) for s, d, w in graph["edges_by_weight"] if s == j],
         "links_in": [ref(s) for s, d in graph["links"] if d == j],
         "links_out": [ref(d) for s, d in graph["links"] if s == j],
         "qk": [ref(k if q == j else q, head=h) for q, k, h in graph["qk"] if j in (q, k)],

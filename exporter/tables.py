@@ -98,7 +98,8 @@ def node_activations(model: GPT, windows: torch.Tensor, node_ids: list[str], bat
         picks = {loc: torch.tensor(chans).to(device) for loc, chans in by_loc.items()}  # [n] channels per location
         for start in range(0, windows.size(0), batch):
             idx = windows[start:start + batch].to(device)  # [B, W]
-            _, cache = model.run_with_cache(idx, list(by_loc))
+            first = torch.zeros(idx.size(0), dtype=torch.long, device=idx.device)  # [B]: logits of one position only
+            _, cache = model.run_with_cache(idx, list(by_loc), first)
             for loc, chans in by_loc.items():
                 acts = cache[loc][..., picks[loc]].float().cpu().numpy()  # [B, W, n]
                 for k, c in enumerate(chans):
@@ -202,7 +203,7 @@ def class_activations(model: GPT, sample: TaskSample, node_ids: list[str],
     locs = sorted({parse_node_id(n)[0] for n in node_ids})
     with on_device(model, device):
         tokens, last = sample.tokens.to(device), sample.last.to(device)  # [N, T], [N]
-        _, cache = model.run_with_cache(tokens, locs)
+        _, cache = model.run_with_cache(tokens, locs, last)  # logits at the prediction only
         rows = torch.arange(tokens.size(0), device=tokens.device)
         at_last = {loc: cache[loc][rows, last].cpu() for loc in locs}  # [N, dim] each
     out = {}
