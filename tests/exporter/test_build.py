@@ -302,3 +302,25 @@ def test_pages_limits_warn_naming_the_file_and_fail_with_pages(old_site, site_ru
     assert "ort-wasm-simd-threaded.wasm.gz.js is" in line and "--no-onnx" in line and "untouched" in line
     assert folder_hash(out) == before  # the previous site, byte for byte
     assert sorted(p.name for p in tmp_path.iterdir()) == ["site", "warned"]  # no temporary folders left behind
+
+
+def test_node_page_onnx_snippet_runs_as_shown_from_the_site_root(site, site_runs, monkeypatch, capsys):
+    import html
+
+    from exporter.inputs import read_run
+    from exporter.onnx_export import CircuitModel
+
+    out, _ = site
+    page = sorted((out / "tiny-a" / "lambda_func").glob("*.*.html"))[0]
+    snippet = html.unescape(re.findall(r'<pre class="code">(import numpy as np, onnxruntime.*?)</pre>', page.read_text(), re.S)[0])
+    monkeypatch.chdir(out)
+    exec(compile(snippet, str(page), "exec"), {})  # the weights files are found next to the model, as the page says
+    got = float(capsys.readouterr().out.split()[-1])
+    run = read_run(site_runs["a"])
+    c = next(c for c in run.circuits if c.slug == "lambda_func")
+    ids = json.loads(re.search(r'"tokens": np\.array\(\[(\[[0-9, ]*\])\]\)', snippet).group(1))
+    node = re.search(r"# node (\S+)", snippet).group(1)
+    with torch.no_grad():
+        _, acts = CircuitModel(run.run.model, run.means, c.node_ids)(torch.tensor([ids]), torch.ones(len(c.node_ids)),
+                                                                     torch.tensor([json.loads(re.search(r'"answers": np\.array\(\[(\[[0-9, ]*\])\]\)', snippet).group(1))]))
+    assert got == pytest.approx(float(acts[0, -1, c.node_ids.index(node)]), abs=1e-4)
