@@ -75,7 +75,7 @@ def training_chars(corpus: data.Corpus) -> str:
 def on_device(model: GPT, device: str | torch.device) -> Iterator[None]:
     """The model on a device for a with-block, then back where it was (the ONNX export reads it on CPU)."""
     home = model_device(model)
-    model.to(device)  # moves the weights, so a large model is never held twice
+    model.to(device)  # moves the weights: no second copy of a large model is kept
     try:
         yield
     finally:

@@ -16,7 +16,7 @@ from trainer.fileio import atomic_write_bytes, file_sha256, read_json, write_jso
 from trainer.means import ablation_record, means_for_run
 from trainer.prune import Evaluator, PruneConfig, Splits, prune_task
 from trainer.run import MODEL, TOKENIZER, Run, load_run
-from trainer.tasks import TASKS, Task, encode_pairs, get_task, pair_accuracy
+from trainer.tasks import TASKS, Task, encode_pairs, get_task, pair_accuracy, pair_loss
 from trainer.tokenizer import load_tokenizer
 
 log = logging.getLogger(__name__)
@@ -72,9 +72,9 @@ def task_splits(task: Task, run: Run, cfg: JobConfig) -> Splits:
 
 def evaluate_task(run: Run, task: Task, splits: Splits, target: float) -> dict[str, Any]:
     """The unpruned model's loss and accuracy on the task's test split, and whether it has learned it."""
-    test = Evaluator(run.model, {}, splits.test)
-    loss = test.loss()
-    return {"task": task.name, "loss": loss, "accuracy": pair_accuracy(test.logits(), splits.test), "learned": loss <= target}
+    logits = Evaluator(run.model, {}, splits.test).logits()  # [N, vocab], one pass for both numbers
+    loss = float(pair_loss(logits, splits.test))
+    return {"task": task.name, "loss": loss, "accuracy": pair_accuracy(logits, splits.test), "learned": loss <= target}
 
 
 def prune_run(run_dir: Path, names: list[str] | str, cfg: JobConfig) -> list[dict[str, Any]]:

@@ -59,7 +59,7 @@ def compute_mean_stats(model: GPT, tokens: np.ndarray, n_tokens: int, batch_size
     with model.hooks({loc: _accumulate(sums[loc], squares[loc]) for loc in locs}):
         for i in tqdm(range(n_batches), desc=f"means on {device.type}", disable=quiet, unit="batch"):
             idx = data.sample_batch(tokens, n_ctx, batch_size, MEANS_SEED, i)[:, :-1].to(device)  # [B, T]
-            model(idx, torch.zeros(batch_size, dtype=torch.long, device=device))  # [B, vocab], unused
+            model(idx, torch.zeros(batch_size, dtype=torch.long, device=device))  # the hooks do the work; one logit row
             if i == 0:
                 float(sums[locs[-1]][0])  # reading a value waits for the device to finish the batch
                 _announce((time.perf_counter() - t0) * n_batches, n_batches * batch_size * n_ctx, device)
@@ -74,9 +74,10 @@ def _accumulate(sums: torch.Tensor, squares: torch.Tensor) -> Callable[[torch.Te
     """A hook that adds each window's mean activation [dim] (and its square) to the running sums, in float64."""
 
     def add(x: torch.Tensor) -> torch.Tensor:
-        window = x.mean(dim=1, dtype=torch.float64)  # [B, T, dim] -> [B, dim]
-        sums.add_(window.sum(0))
-        squares.add_(window.square().sum(0))
+        for window in x:  # [T, dim]: one at a time, so the float64 copy the mean makes is one window's
+            mean = window.mean(dim=0, dtype=torch.float64)  # [dim]
+            sums.add_(mean)
+            squares.add_(mean.square())
         return x
 
     return add

@@ -5,7 +5,8 @@ A CPU-only torch cannot run CUDA, so the device tests use a stand-in. FakeTensor
 cuda:0, but they hold no values (float(loss), nonzero() and int(last.max()) raise), and autograd on one aborts the
 process (no CUDA device guard in a CPU build). So StandIn is a dispatch mode whose tensors hold real CPU values
 but report the "meta" device: every op runs on CPU, and any CPU tensor (other than a 0-dim scalar, as CUDA allows)
-mixed into an op on the stand-in device raises, as CUDA would; .numpy() on one raises too.
+mixed into an op on the stand-in device raises, as CUDA would; .numpy() on one raises too. (A Python list used as
+an index of one becomes a real meta tensor, without values, outside the mode: index with a tensor on the device.)
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ class OnStandIn(torch.Tensor):
 
 def run_op(func, args: tuple, kwargs: dict) -> Any:
     """Run an op on the CPU values; raise on a device mix; put the result on the stand-in device where CUDA would."""
-    tensors = list(_tensors((args, kwargs.values())))
+    tensors = list(_tensors((args, tuple(kwargs.values()))))
     boxed = [t for t in tensors if isinstance(t, OnStandIn)]
     plain = [t for t in tensors if not isinstance(t, OnStandIn)]
     if boxed and func.overloadpacket not in MOVES and any(t.dim() > 0 for t in plain):
@@ -100,7 +101,7 @@ def _tensors(x: Any) -> Iterator[torch.Tensor]:
     """The tensors in an op's arguments (which hold tensors, lists of them, and scalars)."""
     if isinstance(x, torch.Tensor):
         yield x
-    elif isinstance(x, (list, tuple, type({}.values()))):
+    elif isinstance(x, (list, tuple)):
         for v in x:
             yield from _tensors(v)
 
@@ -210,6 +211,16 @@ def test_means_file_records_tokens_and_error_bar_and_is_not_recomputed(tmp_path,
     monkeypatch.setattr(means_module, "compute_mean_stats", lambda *a, **k: pytest.fail("means recomputed"))
     again = means_for_run(run, 300)
     assert all(torch.equal(first[loc], again[loc]) for loc in first)
+
+
+def test_a_long_means_pass_on_cpu_is_announced(monkeypatch, caplog):
+    monkeypatch.setattr(means_module, "SLOW_SECONDS", 0.0)  # any pass counts as long
+    tokens = np.random.default_rng(3).integers(0, 64, 2000).astype(np.uint16)
+    with caplog.at_level("INFO", logger="trainer.means"):
+        compute_mean_stats(tiny_model(3), tokens, 64, batch_size=2)
+    [warning] = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert "means over 64 tokens on cpu will take about" in warning.getMessage()
+    assert "--device cuda" in warning.getMessage() and "--mean-tokens" in warning.getMessage()
 
 
 @pytest.fixture(scope="module")
