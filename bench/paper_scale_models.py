@@ -2,10 +2,12 @@
 
 Writes a model folder as they publish it: beeg_config.json (their GPTConfig keys), final_model.pt (their state-dict
 names, dense float32 tensors) and their tokenizer files vocab.bpe + encoder.json (tinypython_2k's data-gym format, made
-from our shipped stdlib-2k BPE). Every weight matrix and bias keeps `density` of its entries at random positions, values
-N(0, sd); RMSNorm gains are ones, as in the paper's recipe (AbsTopK keeps 1/4 of every residual read and write,
-attention channel and MLP neuron; rms_norm; Linear biases stored, sparse like the weights; attention sink; untied
-unembedding).
+from our shipped stdlib-2k BPE). The config follows the paper's recipe as far as import-openai reads it: AbsTopK keeps
+1/4 of every residual read and write, attention channel and MLP neuron (afrac 0.25 at all eight locations); RMSNorm;
+Linear biases stored and sparse like the weights (the paper sparsifies biases too); a sink per head; an untied
+unembedding. Every weight matrix, embedding and bias keeps `density` of its entries at random positions, values
+N(0, sd) with sd = 1 / sqrt(density * fan_in) (residual writes / sqrt(2 * n_layer)); RMSNorm gains are ones, sinks
+N(0, 1). Tensors are made one at a time from one seeded torch.Generator: writing needs one dense copy in memory.
 
 One task, single_double_quote, is planted in layer 0 so that the full model solves it through a known handful of nodes:
 the opener tokens `("` and `('` write "a quote is open" (channel QUOTE) and its kind (+ double, - single: channel KIND)
@@ -26,6 +28,7 @@ import math
 import sys
 import time
 from dataclasses import asdict, dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +40,10 @@ from trainer.model import GPT  # noqa: E402
 from trainer.openai_import import CHECKPOINT, SOURCE_CONFIG, read_source_config, their_names  # noqa: E402
 from trainer.tasks.base import answer_id  # noqa: E402
 from trainer.tiktoken_convert import ENCODER_JSON, VOCAB_BPE, byte_chars, byte_order, convert  # noqa: E402
-from trainer.tokenizer import EOT, SHIPPED_DIR  # noqa: E402
+from trainer.tokenizer import DEFAULT_NAME, EOT, SHIPPED_DIR  # noqa: E402
 
 TASK = "single_double_quote"
+PLANTED = "planted.json"  # what write_checkpoint returns, next to their files (import-openai reads only its own)
 OPENERS, CLOSERS = ('("', "('"), ('")', "')")  # double, single: the token that decides and the answer it asks for
 # Their GPTConfig fields shared by every shape: the paper's recipe as far as circexport import-openai reads it.
 BASE_CONFIG: dict[str, Any] = {
@@ -54,6 +58,7 @@ BASE_CONFIG: dict[str, Any] = {
 EMBED = 4.0  # QUOTE and KIND in an opener's embedding
 QUERY = 4.0  # the head's constant query (q bias)
 SINK = 3.0  # the head's sink logit: where its attention goes when no opener is in view
+OPENER_LOGIT = 16.0  # the head's attention logit of an opener (every other key's is 0): its weight is about 1
 UNEMBED = 1.5  # lm_head weight of `")` (+) and `')` (-) on ANSWER
 BIAS_SD = 0.1  # random Linear biases
 
@@ -71,9 +76,9 @@ class Shape:
 
 
 SHAPES = {
-    "small": Shape(n_layer=2, d_model=128, n_head=16, d_head=8, d_mlp=512, block_size=256),  # smoke tests, seconds
-    "csp_yolo1": Shape(n_layer=12, d_model=1024, n_head=128, d_head=8, d_mlp=4096, block_size=1024),  # 156M
-    # 413M with these fields (the README says 475M: that would take q/k/v 3072 wide, n_head 192 of 16)
+    "small": Shape(n_layer=2, d_model=128, n_head=16, d_head=8, d_mlp=512, block_size=256),  # 0.96M: smoke tests
+    "csp_yolo1": Shape(n_layer=12, d_model=1024, n_head=128, d_head=8, d_mlp=4096, block_size=1024),  # 156.4M
+    # 413.3M with these fields; their README's 475M would take e.g. n_head 192 (q/k/v 3072 wide): 480.5M, tied 476.3M
     "csp_yolo2": Shape(n_layer=8, d_model=2048, n_head=128, d_head=16, d_mlp=8192, block_size=1024),
 }
 
@@ -121,7 +126,7 @@ def dense_params(shape: Shape) -> int:
 
 def write_tokenizer(folder: Path) -> None:
     """vocab.bpe and encoder.json of our stdlib-2k merges, as tiktoken's data-gym loader reads them."""
-    shipped = json.loads((Path(__file__).resolve().parents[1] / "trainer" / SHIPPED_DIR / "stdlib-2k.json").read_text())
+    shipped = json.loads((resources.files("trainer") / SHIPPED_DIR / f"{DEFAULT_NAME}.json").read_text(encoding="utf-8"))
     merges = [m.split(" ") if isinstance(m, str) else m for m in shipped["model"]["merges"]]  # HF ByteLevel characters
     chars = byte_chars()  # data-gym writes each byte as the same character as HF ByteLevel
     encoder = {chars[b]: rank for rank, b in enumerate(byte_order())}
@@ -139,7 +144,8 @@ def choose_plant(shape: Shape, folder: Path, seed: int) -> Plant:
     anchor, quote, kind, answer = torch.randperm(shape.d_model, generator=g)[:4].tolist()
     head = int(torch.randint(shape.n_head, (1,), generator=g))
     qk, v = (head * shape.d_head + i for i in torch.randperm(shape.d_head, generator=g)[:2].tolist())
-    return Plant(anchor, quote, kind, answer, head, qk, v, openers=tuple(answer_id(tok, t, TASK) for t in OPENERS),
+    return Plant(anchor, quote, kind, answer, head, qk, v,
+                 openers=tuple(answer_id(tok, t, TASK) for t in OPENERS),  # the id of a single-token string
                  closers=tuple(answer_id(tok, t, TASK) for t in CLOSERS))
 
 
@@ -154,9 +160,9 @@ def sparse_normal(shape: torch.Size, density: float, sd: float, g: torch.Generat
 
 def random_tensor(name: str, shape: torch.Size, density: float, n_layer: int, g: torch.Generator) -> torch.Tensor:
     """One tensor of their state dict before planting: norm gains ones, sinks N(0, 1), the rest sparse."""
-    if ".ln_" in name or name.startswith("transformer.ln_f"):
+    if ".ln_" in name:  # ln_1, ln_2, ln_f
         return torch.ones(shape)
-    if name.endswith("sink_logit"):
+    if name.endswith("sink_logit"):  # a scalar per head, dense
         return torch.randn(shape, generator=g)
     if name.endswith(".bias"):
         return sparse_normal(shape, density, BIAS_SD, g)
@@ -181,14 +187,14 @@ def plant(name: str, t: torch.Tensor, p: Plant, shape: Shape) -> None:
         t[p.openers[0], p.kind], t[p.openers[1], p.kind] = EMBED, -EMBED
     elif name in ("transformer.wpe.weight", "lm_head.weight") or name.endswith(("c_attn.weight", "c_fc.weight")):
         t[:, planted] = 0  # [out, d]: no random reads of the planted channels
-    elif name.endswith("c_proj.weight") or name.endswith("c_proj.bias"):
+    elif name.endswith(("c_proj.weight", "c_proj.bias")):
         t[planted] = 0  # [d, in] or [d]: no random writes
     if name == "lm_head.weight":
         t[p.closers[0], p.answer], t[p.closers[1], p.answer] = UNEMBED, -UNEMBED
     elif layer0 and name.endswith("c_attn.weight"):  # [3 * d_attn, d]: rows q, k, v
         for part in range(3):
             t[part * d_attn:(part + 1) * d_attn][head] = 0
-        t[d_attn + p.qk, p.quote] = 16 * math.sqrt(shape.d_head) / (QUERY * EMBED)  # opener logit about 16
+        t[d_attn + p.qk, p.quote] = OPENER_LOGIT * math.sqrt(shape.d_head) / (QUERY * EMBED)  # q.k / sqrt(d_head)
         t[2 * d_attn + p.v, p.kind] = 1.0
     elif layer0 and name.endswith("c_attn.bias"):  # [3 * d_attn]
         for part in range(3):
@@ -227,13 +233,15 @@ def write_checkpoint(folder: Path, shape: Shape | str, density: float, seed: int
         plant(key, t, p, shape)
         state[key] = t
     torch.save(state, folder / CHECKPOINT)
-    return {
+    info = {
         "folder": str(folder), "shape": name, **asdict(shape), "density": density, "seed": seed,
         "params": sum(t.numel() for t in state.values()), "nonzero": sum(int(torch.count_nonzero(t)) for t in state.values()),
         "bytes": {f.name: f.stat().st_size for f in sorted(folder.iterdir())},
         "planted": {"task": TASK, "nodes": p.nodes(), "constant_nodes": p.constant_nodes(), **asdict(p)},
         "seconds": round(time.perf_counter() - t0, 2),
     }
+    (folder / PLANTED).write_text(json.dumps(info, indent=2), encoding="utf-8")
+    return info
 
 
 def main() -> None:

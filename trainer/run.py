@@ -95,10 +95,11 @@ def pack_sparse(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Store each float matrix that is at least half zeros as its shape, a bitmask of its nonzeros and their values."""
     out = {}
     for name, t in tensors.items():
-        keep = (t.flatten() != 0).numpy() if t.is_floating_point() and t.dim() >= 2 else None  # [numel] bool
+        flat = t.flatten()  # [numel], a view of the contiguous tensor
+        keep = (flat != 0).numpy() if t.is_floating_point() and t.dim() >= 2 else None  # [numel] bool
         if keep is not None and np.count_nonzero(keep) * 2 <= t.numel():
             out[name + BITS] = torch.from_numpy(np.packbits(keep))  # [ceil(numel / 8)] uint8
-            out[name + VALUES] = t.flatten()[torch.from_numpy(keep)]  # [nnz]
+            out[name + VALUES] = flat[torch.from_numpy(keep)]  # [nnz]
             out[name + SHAPE] = torch.tensor(t.shape, dtype=torch.int64)  # [dim]
         else:
             out[name] = t

@@ -355,6 +355,18 @@ def test_compiled_prefixed_checkpoint_with_extra_keys_imports_with_warnings(tiny
     assert provenance["imported_from"] == "openai/circuit_sparsity" and provenance["source_config"]["wandb_project"] == "x"
 
 
+def test_checkpoint_in_either_torch_format_imports_to_the_same_bytes(tinypython, tmp_path):
+    c = their_config(sink=True, tied_unembed=True)
+    sd = their_state(c)
+    src = write_model(tmp_path / "src", c, sd, tinypython[0])  # zip format: memory-mapped
+    legacy = write_model(tmp_path / "legacy", c, sd, tinypython[0])
+    torch.save(sd, legacy / "final_model.pt", _use_new_zipfile_serialization=False)  # torch < 1.6 format: read whole
+    runs = [import_openai(folder, tmp_path / f"run{n}").path for n, folder in enumerate((src, src, legacy))]
+    first = (runs[0] / "model.safetensors").read_bytes()
+    assert all((run / "model.safetensors").read_bytes() == first for run in runs[1:])  # deterministic, metadata too
+    assert_same_forward(runs[2], c, sd)
+
+
 class Payload:
     """Not a tensor: torch.load(weights_only=True) must refuse to rebuild it."""
 
