@@ -24,6 +24,7 @@ from trainer.tokenizer import load_tokenizer
 log = logging.getLogger(__name__)
 MEANS = "means.safetensors"
 MEANS_SEED = 7  # windows for means are drawn with this seed, apart from the training batches
+ATTENTION_BYTES = 1 << 30  # a batch's attention scores [B, H, T, T] in one layer stay under this (paper shapes: 2 windows)
 SLOW_SECONDS = 600  # a means pass on CPU estimated to take longer than this is announced as a warning
 
 
@@ -50,7 +51,8 @@ def compute_mean_stats(model: GPT, tokens: np.ndarray, n_tokens: int, batch_size
     on the model's device; each location is reduced inside its hook, so no activation outlives its layer."""
     device, n_ctx = model_device(model), model.cfg.n_ctx
     n_windows = max(2, -(-n_tokens // n_ctx))
-    batch_size = min(batch_size, n_windows)
+    per_window = model.cfg.n_head * n_ctx * n_ctx * 4  # bytes of one window's attention scores in one layer
+    batch_size = max(1, min(batch_size, n_windows, ATTENTION_BYTES // per_window))
     n_batches = -(-n_windows // batch_size)
     locs = model.node_locations()
     sums = {loc: torch.zeros(model.location_dim(loc), dtype=torch.float64, device=device) for loc in locs}  # [dim]
