@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -19,7 +15,7 @@ from safetensors.torch import load_file
 
 from trainer.config import ModelConfig, RunConfig, from_dict, to_dict
 from trainer.errors import UserError
-from trainer.fileio import _umask, atomic_write_bytes, read_json
+from trainer.fileio import atomic_file, atomic_write_bytes, read_json
 from trainer.model import GPT
 
 FORMAT_VERSION = 1
@@ -42,7 +38,7 @@ def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[st
     if pack:
         flat = pack_sparse(flat)
     meta = {"format_version": str(FORMAT_VERSION), **(metadata or {})}
-    with _atomic_file(path) as f:
+    with atomic_file(path) as f:
         write_safetensors(f, flat, meta)
 
 
@@ -72,23 +68,6 @@ def write_safetensors(f: BinaryIO, tensors: dict[str, torch.Tensor], metadata: d
     f.write(len(text).to_bytes(8, "little") + text)
     for name in order:
         f.write(tensors[name].reshape(-1).view(torch.uint8).numpy())  # the tensor's bytes, not a copy
-
-
-@contextmanager
-def _atomic_file(path: Path) -> Iterator[BinaryIO]:
-    """A new file that replaces `path` in one step when the with-block ends without error (as atomic_write_bytes)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private; a run's files are for sharing
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def pack_sparse(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
