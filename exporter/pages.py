@@ -320,7 +320,11 @@ def faithfulness_rows(rec: dict[str, Any]) -> dict[str, Any]:
     verdicts = None
     if target is not None and all(met.get(k) is not None for k in ("loss_circuit", "loss_inverse", "loss_random_mean")):
         verdicts = faithfulness_checks(met, target)
+    ablation = rec.get("ablation") or {}
+    tokens = ablation.get("tokens_used") or ablation.get("tokens")
+    means = None if tokens is None else {"tokens": tokens, "sem": ablation.get("mean_sem_max")}
     return {"rows": rows, "target": target, "target_width": round(100 * (target or 0) / top, 1), "check": check,
+            "means": means,
             "verdicts": verdicts, "control": None if target is None else control_threshold(target),
             "attribution_nodes": met.get("attribution_nodes_at_target"), "attribution_edges": met.get("attribution_edges_at_target")}
 

@@ -267,6 +267,7 @@ def test_circuit_page_states_each_faithfulness_verdict(site):
     verdicts = re.findall(r'<li class="(ok|bad)">(\w+):', checks)
     assert verdicts == [("ok", "Sufficient"), ("bad", "Necessary"), ("bad", "Specific")]
     assert "reaches the target loss 0.700" in checks and "does not raise the loss to 0.697 or more" in checks
+    assert re.search(r'<p id="means-note" class="note">Mean ablation replaces a node by its mean over\s+4,096 pretraining tokens', html)
 
 
 def folder_hash(folder):
