@@ -12,8 +12,11 @@ assets; circuit update <= 100 ms.
 Pruning a 156M-parameter model on a CPU takes hours with the default budget; on CPU this bench prunes with a short one
 (--prune-steps, fewer pairs and random draws, --mean-tokens) and says so; with --device cuda it is the default's.
 
+With --no-search the pruner's search is skipped (the planted nodes are the circuit, measured by the pruner's code),
+which keeps a CPU run of every shape within an hour.
+
 Usage: python bench/paper_scale.py [--shapes csp_yolo1,csp_yolo2] [--densities 64,256] [--device auto|cpu|cuda]
-                                   [--keep DIR] [--toggles 10]
+                                   [--no-search] [--keep DIR] [--toggles 10]
 """
 
 from __future__ import annotations
@@ -63,6 +66,43 @@ def prune_job(run: str, device: str, short: bool, mean_tokens: int, steps: int) 
     else:
         cfg = JobConfig(mean_tokens=mean_tokens, device=device, quiet=True)
     print(summary_table(prune_run(Path(run), [TASK], cfg), cfg.prune.target_loss))
+
+
+def planted_job(run: str, device: str, mean_tokens: int, nodes: list[str]) -> None:
+    """Instead of pruning: the planted nodes as the circuit, described by the pruner's own code (edges, links, counts)
+    and measured on 64 test pairs (full, circuit, inverse, empty); no search, so no sweep or random control."""
+    from trainer.circuit import circuit_text, counts, qk_pairs, resid_links, unembed_edges, weight_edges
+    from trainer.fileio import atomic_write_bytes, file_sha256
+    from trainer.jobs import JobConfig, load_run_on, resolve_device, task_splits
+    from trainer.masks import all_kept, kept_from_ids
+    from trainer.means import ablation_record, means_for_run
+    from trainer.prune import Evaluator
+    from trainer.tasks import get_task, pair_accuracy, pair_loss
+
+    t0 = time.perf_counter()
+    cfg = JobConfig(train_pairs=8, eval_pairs=8, test_pairs=64, mean_tokens=mean_tokens, device=device)
+    r = load_run_on(run, resolve_device(device))
+    means, task = means_for_run(r, mean_tokens), get_task(TASK)
+    test = task_splits(task, r, cfg).test
+    ev, kept = Evaluator(r.model, means, test), kept_from_ids(r.model, nodes)
+    full, circuit = ev.logits(), ev.logits(kept)
+    metrics = {"loss_full": float(pair_loss(full, test)), "acc_full": pair_accuracy(full, test),
+               "loss_circuit": float(pair_loss(circuit, test)), "acc_circuit": pair_accuracy(circuit, test),
+               "loss_inverse": ev.loss({loc: ~k for loc, k in kept.items()}), "loss_empty": ev.loss(all_kept(r.model, False))}
+    kept = {loc: k.cpu() for loc, k in kept.items()}
+    edges, unembed = weight_edges(r.model, kept), unembed_edges(r.model, kept, [int(test.correct[0]), int(test.wrong[0])])
+    links, pairs = resid_links(r.model, kept), qk_pairs(r.model, kept)
+    record = {"model": {"run": r.cfg.name, "sha256": file_sha256(Path(run) / "model.safetensors")},
+              "task": {"name": task.name, "description": task.description, "target": task.target,
+                       "alternative": task.alternative, "target_loss": cfg.prune.target_loss},
+              "ablation": ablation_record(r, mean_tokens), "metrics": metrics,
+              "counts": counts(kept, edges, unembed, links, pairs),
+              "nodes": [{"id": n, "tau": 1.0, "mean": float(means[n.rpartition(":")[0]][int(n.rpartition(":")[2])])} for n in nodes],
+              "edges": edges, "unembed_edges": unembed, "resid_links": links, "qk_pairs": pairs, "sweep": [],
+              "prune": {"searched": False, "meets_target": metrics["loss_circuit"] <= cfg.prune.target_loss,
+                        "seconds": round(time.perf_counter() - t0, 1)}}
+    atomic_write_bytes(Path(run) / "circuits" / f"{TASK}.json", circuit_text(record).encode())
+    print(json.dumps(metrics))
 
 
 def renderer_rss_mb() -> float:
@@ -136,10 +176,11 @@ def one(shape: str, density: int, args: argparse.Namespace, scratch: Path) -> di
     row = {"name": name, "shape": shape, "density": density, "params": ckpt["params"], "planted": ckpt["planted"]["nodes"]}
     row["import"] = measured([*CIRCEXPORT, "import-openai", str(src), str(run)], logs / f"{name}-import.log")
     short = args.device_resolved == "cpu"
-    row["prune"] = measured([sys.executable, __file__, "--prune-job", str(run), "--device", args.device_resolved,
+    job = ["--planted-job", ",".join(ckpt["planted"]["nodes"])] if args.no_search else ["--prune-job"]
+    row["prune"] = measured([sys.executable, __file__, *job, str(run), "--device", args.device_resolved,
                              "--mean-tokens", str(args.mean_tokens), "--prune-steps", str(args.prune_steps)]
                             + (["--short"] if short else []), logs / f"{name}-prune.log")
-    row["prune_short"] = short
+    row["prune_short"], row["searched"] = short, not args.no_search
     circuit = json.loads((run / "circuits" / f"{TASK}.json").read_text())
     row["circuit"] = {"nodes": [n["id"] for n in circuit["nodes"]], "loss": circuit["metrics"]["loss_circuit"],
                       "loss_full": circuit["metrics"]["loss_full"], "meets_target": circuit["prune"]["meets_target"]}
@@ -158,6 +199,8 @@ def report(r: dict) -> None:
     for step in ("import", "prune", "build"):
         s, mb = r[step]
         note = " (short CPU budget)" if step == "prune" and r["prune_short"] else ""
+        if step == "prune" and not r["searched"]:
+            step, note = "means", " (and the planted circuit measured; no search: --no-search)"
         print(f"  {step:<7} {s:8.1f} s   peak RSS {mb:8.0f} MB{note}")
     c = r["circuit"]
     found = sorted(set(c["nodes"]) & set(r["planted"]))
@@ -188,11 +231,18 @@ def main() -> None:
     parser.add_argument("--sample-tokens", type=int, default=8192, help="tokens behind the build's activation tables")
     parser.add_argument("--toggles", type=int, default=10)
     parser.add_argument("--keep", type=Path, help="work in this folder and keep it")
+    parser.add_argument("--no-search", action="store_true",
+                        help="skip the pruner's search: the planted nodes are the circuit (measured, not searched)")
     parser.add_argument("--prune-job", help=argparse.SUPPRESS)
+    parser.add_argument("--planted-job", help=argparse.SUPPRESS)
     parser.add_argument("--short", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("run", nargs="?", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.prune_job:
         prune_job(args.prune_job, args.device, args.short, args.mean_tokens, args.prune_steps)
+        return
+    if args.planted_job:
+        planted_job(args.run, args.device, args.mean_tokens, args.planted_job.split(","))
         return
     from trainer.jobs import resolve_device
 
