@@ -38,7 +38,7 @@ class BuildOptions:
     standalone: bool = False  # also one self-contained d3graph HTML file per circuit (extra circexport[d3graph])
     site_url: str = ""  # absolute URL the site will live at, for permalinks and BibTeX (else taken from the page)
     device: str = "cpu"  # where the activation tables are computed (the CLI resolves --device auto|cpu|cuda)
-    live_budget: int = 512 * 10**6  # bytes of rebuilt weights one model may take in the page's live panel (else not run there)
+    live_budget: int = 256 * 10**6  # bytes of rebuilt weights one model may take in the page's live panel (else not run there)
     pages: bool = False  # GitHub Pages' limits on file and site size are errors (else warnings)
     quiet: bool = False
 

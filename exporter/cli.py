@@ -128,7 +128,7 @@ def import_openai(src: Path, out: Path, tokenizer_dir: Path | None) -> None:
 @click.option("--site-url", default="", help="URL the site will be published at, for permalinks and BibTeX.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="Where the activation tables are computed (auto: CUDA when there is one).")
-@click.option("--live-budget", type=click.IntRange(1), default=512, show_default=True, metavar="MB",
+@click.option("--live-budget", type=click.IntRange(1), default=256, show_default=True, metavar="MB",
               help="Largest model (MB of weights once rebuilt) the live panel runs in the page; larger ones show build-time numbers.")
 @click.option("--pages", is_flag=True, help="Fail (not just warn) when a file exceeds 100 MB or the site 1 GB (GitHub Pages' limits).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")

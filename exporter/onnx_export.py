@@ -112,6 +112,10 @@ def check_parity(model: bytes | str, module: nn.Module, feeds: list[tuple[torch.
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
+    # Unoptimized, the sparse matrices are rebuilt on each run instead of folded into constants that are all held at
+    # once (2-3x the dense model while a session starts): a check runs a few times, and the build's memory stays low.
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    opts.enable_cpu_mem_arena = False
     sess = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
     names = [i.name for i in sess.get_inputs()]
     worst = 0.0
@@ -184,13 +188,14 @@ class OnnxSet:
         declared = {i.name for i in proto.graph.input if i.name not in state}
         used, live, rebuild = [], 0, []
         for inp in [i for i in proto.graph.input if i.name not in declared]:
-            array = state[inp.name].detach().cpu().numpy()
+            tensor_name, tensor = self._orientation(proto.graph, inp.name, state[inp.name])
+            array = tensor.detach().cpu().numpy()
             live += array.nbytes
             if array.nbytes <= (INLINE_MAX if array.ndim < 2 else wt.MIN_EXTERNAL):
-                proto.graph.initializer.append(numpy_helper.from_array(array, inp.name))
+                proto.graph.initializer.append(numpy_helper.from_array(np.ascontiguousarray(array), tensor_name))
                 continue
-            stored = self._store(state[inp.name], array)
-            rebuild += wt.attach(proto.graph, inp.name, stored)
+            stored = self._store(tensor, array)
+            rebuild += wt.attach(proto.graph, tensor_name, stored)
             used.append(stored.file)
         kept = [i for i in proto.graph.input if i.name in declared]
         del proto.graph.input[:]
@@ -204,6 +209,23 @@ class OnnxSet:
                            live_bytes=live, fits=live <= self.live_budget)
         self.models.append((stem, proto, module, feeds, files))
         return files
+
+    @staticmethod
+    def _orientation(graph: onnx.GraphProto, name: str, tensor: torch.Tensor) -> tuple[str, torch.Tensor]:
+        """A weight the graph reads only through a transpose (a Linear's) is stored transposed, as `<name>.T`, and the
+        Transpose op goes: onnxruntime then holds one copy of it, not the matrix and its transpose."""
+        readers = [n for n in graph.node if name in n.input]
+        if tensor.dim() != 2 or len(readers) != 1 or readers[0].op_type != "Transpose":
+            return name, tensor
+        if [list(a.ints) for a in readers[0].attribute if a.name == "perm"] not in ([], [[1, 0]]):
+            return name, tensor
+        out, transposed = readers[0].output[0], f"{name}.T"
+        graph.node.remove(readers[0])
+        for node in graph.node:
+            for k, x in enumerate(node.input):
+                if x == out:
+                    node.input[k] = transposed
+        return transposed, tensor.t()
 
     def _store(self, tensor: torch.Tensor, array: np.ndarray) -> wt.Stored:
         """A tensor's stored form, made once per tensor (the circuit models share the full model's)."""

@@ -128,7 +128,7 @@ def _constants(name: str, stored: Stored) -> list[TensorProto]:
 def rebuild_nodes(name: str, stored: Stored) -> list:
     """Ops that rebuild a sparse tensor from its parts: the block of each nonzero from the counts, its position in the
     flattened tensor = block * BLOCK + offset, then a scatter of the values into zeros (folded to a constant when the
-    session starts)."""
+    session starts; each tensor has zeros of its own, since onnxruntime may scatter into them in place)."""
     p = f"{name}::"
     zeros = lambda dtype, v: helper.make_tensor("", dtype, [1], [v])  # noqa: E731
     node = helper.make_node

@@ -161,7 +161,7 @@
       if (fullMode !== "build") return ["full", res.fullLogits ? "full model" : "full model (loading…)", res.fullLogits && pair(res.fullLogits), res.fullLogits];
       const p = fullFromBuild(x), mb = (data.models.full.live_bytes / 1e6).toFixed(0);
       const label = `full model (${mb} MB: too large for the page; ${p === null ? "no build-time number for this prompt" : "from the build"})`;
-      return ["full", label, p === null ? null : [p, 1 - p], p === null ? null : [Math.log(p / (1 - p)), 0]];
+      return ["full", label, p === null ? null : [p, 1 - p], null]; // the build keeps p(A), not the logits
     }
 
     function showProbs(x, res) {
@@ -177,7 +177,7 @@
         body.append(cx.el("tr", { "data-model": key }, cx.el("th", { text: label }),
           cx.el("td", { id: `live-p-${key}-a`, text: p ? p[0].toFixed(4) : "…" }),
           cx.el("td", { id: `live-p-${key}-b`, text: p ? p[1].toFixed(4) : "…" }),
-          cx.el("td", { text: l ? (l[0] - l[1]).toFixed(3) : "…" }), cx.el("td", { class: "barcell" }, bar)));
+          cx.el("td", { text: l ? (l[0] - l[1]).toFixed(3) : p ? "–" : "…" }), cx.el("td", { class: "barcell" }, bar)));
       });
       $.probs.append(body);
       const r = data.ready.find((e) => e.kind === "example" && e.prompt === x.prompt && e.answers[0] === x.answers[0] && e.answers[1] === x.answers[1]);
