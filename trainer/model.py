@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from trainer.config import ModelConfig
 
 HookFn = Callable[[torch.Tensor], torch.Tensor]
+SINK_SCORES = 1 << 25  # entries of attention scores the sink path holds at once (128 MB in fp32) on long inputs
 
 # Node locations of one layer (design.md), in forward order; plus the final residual stream.
 LAYER_LOCATIONS = (
@@ -183,14 +184,23 @@ class Attention(nn.Module):
         return self.resid_delta(self.top_out(self.c_proj(y)))
 
     def _attend_with_sink(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """Attention with one extra key per head whose logit is `sink` and whose value is zero."""
-        T = q.size(2)
-        att = (q @ k.transpose(-2, -1)) / math.sqrt(self.d_head)  # [B, H, T, T]
-        causal = torch.ones(T, T, dtype=torch.bool, device=q.device).tril()
+        """Attention with one extra key per head whose logit is `sink` and whose value is zero; on long inputs in
+        blocks of queries, so the scores [B, H, rows, T] stay under SINK_SCORES entries."""
+        B, H, T, _ = q.shape
+        rows = max(1, SINK_SCORES // (B * H * T))
+        if rows >= T or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+            return self._sink_rows(q, k, v, 0)
+        return torch.cat([self._sink_rows(q[:, :, s:s + rows], k, v, s) for s in range(0, T, rows)], dim=2)
+
+    def _sink_rows(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, start: int) -> torch.Tensor:
+        """The sink attention of queries start.. start + q.size(2) over every key: q [B, H, r, dh] -> [B, H, r, dh]."""
+        r, T = q.size(2), k.size(2)
+        att = (q @ k.transpose(-2, -1)) / math.sqrt(self.d_head)  # [B, H, r, T]
+        causal = torch.ones(T, T, dtype=torch.bool, device=q.device).tril()[start:start + r]  # [r, T]
         att = att.masked_fill(~causal, float("-inf"))
-        sink = self.sink.view(1, -1, 1, 1).expand(att.size(0), -1, T, 1).to(att.dtype)
+        sink = self.sink.view(1, -1, 1, 1).expand(att.size(0), -1, r, 1).to(att.dtype)
         probs = torch.cat([att, sink], dim=-1).softmax(dim=-1)[..., :T]  # drop the sink column
-        return probs @ v  # [B, H, T, dh]
+        return probs @ v  # [B, H, r, dh]
 
 
 class MLP(nn.Module):

@@ -190,3 +190,18 @@ def test_last_position_readout_equals_full_logits():
     idx = tokens(cfg)
     last = torch.tensor([9, 0, 4])
     torch.testing.assert_close(model(idx, last), model(idx)[torch.arange(3), last])
+
+
+def test_sink_attention_in_blocks_of_queries_equals_the_whole(monkeypatch):
+    import trainer.model as model_module
+
+    model = GPT(ModelConfig(vocab_size=64, n_layer=2, d_model=32, n_ctx=128, attn_sink=True)).eval()
+    with torch.no_grad():
+        for block in model.blocks:
+            block.attn.sink.normal_(generator=torch.Generator().manual_seed(0))
+    x = torch.randint(0, 64, (3, 100), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        whole = model(x)
+        monkeypatch.setattr(model_module, "SINK_SCORES", 3 * 2 * 100 * 7)  # blocks of 7 queries, the last one short
+        blocks = model(x)
+    assert torch.allclose(whole, blocks, atol=1e-6, rtol=0)
