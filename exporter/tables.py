@@ -21,6 +21,7 @@ from trainer.masks import ablate, model_device, parse_node_id
 from trainer.model import GPT
 
 log = logging.getLogger(__name__)
+PASS_BYTES = 64 << 20  # bytes of one layer's scores or MLP activations in one forward pass of the tables
 SAMPLE_SEED = 11  # windows for the tables are drawn with this seed, apart from training and means
 POOL_MULT = 4  # the windows are drawn from files holding at least this many times the tokens they need
 
@@ -94,6 +95,7 @@ def node_activations(model: GPT, windows: torch.Tensor, node_ids: list[str], bat
     out = np.zeros((len(node_ids), *windows.shape), dtype=np.float32)
     if not node_ids:
         return out
+    batch = rows_per_pass(model, windows.size(1), batch)
     with on_device(model, device):
         picks = {loc: torch.tensor(chans).to(device) for loc, chans in by_loc.items()}  # [n] channels per location
         for start in range(0, windows.size(0), batch):
@@ -195,6 +197,13 @@ def task_sample(inp: RunInput, circuit: CircuitInput, n_pairs: int) -> TaskSampl
     return TaskSample(tokens=batch.tokens, last=batch.last, correct=batch.correct, wrong=batch.wrong)
 
 
+def rows_per_pass(model: GPT, width: int, most: int) -> int:
+    """Sequences of `width` tokens per forward pass, at most `most`, so that one layer's attention scores [B, H, T, T]
+    and MLP activations [B, T, d_mlp] stay under PASS_BYTES each (a paper-sized model has 128 heads)."""
+    per_row = 4 * width * max(model.cfg.n_head * width, model.cfg.d_mlp)  # bytes
+    return max(1, min(most, PASS_BYTES // per_row))
+
+
 @torch.no_grad()
 def class_activations(model: GPT, sample: TaskSample, node_ids: list[str],
                       device: str | torch.device = "cpu") -> dict[str, list[list[float]]]:
@@ -202,10 +211,16 @@ def class_activations(model: GPT, sample: TaskSample, node_ids: list[str],
     (the prompts whose answer is the task's target, and those whose answer is its alternative), run on `device`."""
     locs = sorted({parse_node_id(n)[0] for n in node_ids})
     with on_device(model, device):
-        tokens, last = sample.tokens.to(device), sample.last.to(device)  # [N, T], [N]
-        _, cache = model.run_with_cache(tokens, locs, last)  # logits at the prediction only
-        rows = torch.arange(tokens.size(0), device=tokens.device)
-        at_last = {loc: cache[loc][rows, last].cpu() for loc in locs}  # [N, dim] each
+        parts: dict[str, list[torch.Tensor]] = {loc: [] for loc in locs}
+        step = rows_per_pass(model, sample.tokens.size(1), sample.tokens.size(0))
+        for start in range(0, sample.tokens.size(0), step):
+            tokens = sample.tokens[start:start + step].to(device)  # [n, T]
+            last = sample.last[start:start + step].to(device)  # [n]
+            _, cache = model.run_with_cache(tokens, locs, last)  # logits at the prediction only
+            rows = torch.arange(tokens.size(0), device=tokens.device)
+            for loc in locs:
+                parts[loc].append(cache[loc][rows, last].cpu())  # [n, dim]
+        at_last = {loc: torch.cat(p) for loc, p in parts.items()}  # [N, dim] each
     out = {}
     for node in node_ids:
         loc, i = parse_node_id(node)
