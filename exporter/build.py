@@ -69,7 +69,8 @@ def build(run_dirs: list[Path], out: Path, options: BuildOptions = BuildOptions(
     t0 = time.perf_counter()
     runs = read_runs(list(run_dirs) or demo_runs())  # every input read and validated before any write
     template_dir()
-    samples = [prepare(r, options) for r in runs]
+    texts: dict = {}  # runs with the same corpus and tokenizer share their sample text
+    samples = [prepare(r, options, texts) for r in runs]
     out = Path(out)
     check_output(out)
     steps = sum(2 + len(r.circuits) for r in runs) + 1
@@ -103,13 +104,16 @@ def pages_limits(sizes: dict[str, int], out: Path) -> list[str]:
     return lines
 
 
-def prepare(run: RunInput, options: BuildOptions) -> pages.Samples:
-    """Read the text each run's tables are computed on: corpus windows and each circuit's task pairs."""
-    corpus = data.load_corpus(run.run.cfg.data)
-    windows = sample_windows(run, corpus, options.tables)
+def prepare(run: RunInput, options: BuildOptions, texts: dict) -> pages.Samples:
+    """Read the text each run's tables are computed on: corpus windows and each circuit's task pairs (`texts` keeps
+    the windows and characters of each corpus and tokenizer already read in this build)."""
+    key = (repr(run.run.cfg.data), run.tokenizer.to_str())
+    if key not in texts:
+        corpus = data.load_corpus(run.run.cfg.data)
+        texts[key] = (sample_windows(run, corpus, options.tables), training_chars(corpus))
+    windows, chars = texts[key]
     tasks = {c.slug: task_sample(run, c, options.tables.task_pairs) for c in run.circuits}
-    chars = training_chars(corpus) if run.circuits else ""
-    return pages.Samples(windows=windows, tasks=tasks, chars=chars)
+    return pages.Samples(windows=windows, tasks=tasks, chars=chars if run.circuits else "")
 
 
 def check_output(out: Path) -> None:

@@ -187,8 +187,12 @@ class OnnxSet:
         state = module.state_dict()
         declared = {i.name for i in proto.graph.input if i.name not in state}
         used, live, rebuild = [], 0, []
+        readers: dict[str, list[onnx.NodeProto]] = {}
+        for node in proto.graph.node:
+            for x in node.input:
+                readers.setdefault(x, []).append(node)
         for inp in [i for i in proto.graph.input if i.name not in declared]:
-            tensor_name, tensor = self._orientation(proto.graph, inp.name, state[inp.name])
+            tensor_name, tensor = self._orientation(proto.graph, readers, inp.name, state[inp.name])
             array = tensor.detach().cpu().numpy()
             live += array.nbytes
             if array.nbytes <= (INLINE_MAX if array.ndim < 2 else wt.MIN_EXTERNAL):
@@ -211,20 +215,19 @@ class OnnxSet:
         return files
 
     @staticmethod
-    def _orientation(graph: onnx.GraphProto, name: str, tensor: torch.Tensor) -> tuple[str, torch.Tensor]:
-        """A weight the graph reads only through a transpose (a Linear's) is stored transposed, as `<name>.T`, and the
-        Transpose op goes: onnxruntime then holds one copy of it, not the matrix and its transpose."""
-        readers = [n for n in graph.node if name in n.input]
-        if tensor.dim() != 2 or len(readers) != 1 or readers[0].op_type != "Transpose":
+    def _orientation(graph: onnx.GraphProto, readers: dict[str, list[onnx.NodeProto]], name: str,
+                     tensor: torch.Tensor) -> tuple[str, torch.Tensor]:
+        """A weight the graph reads only through a transpose (a Linear's; `readers`: the ops reading each tensor) is
+        stored transposed, as `<name>.T`, and that op becomes an Identity: onnxruntime then holds one copy, not the
+        matrix and its transpose."""
+        only = readers.get(name, [])
+        if tensor.dim() != 2 or len(only) != 1 or only[0].op_type != "Transpose":
             return name, tensor
-        if [list(a.ints) for a in readers[0].attribute if a.name == "perm"] not in ([], [[1, 0]]):
+        if [list(a.ints) for a in only[0].attribute if a.name == "perm"] not in ([], [[1, 0]]):
             return name, tensor
-        out, transposed = readers[0].output[0], f"{name}.T"
-        graph.node.remove(readers[0])
-        for node in graph.node:
-            for k, x in enumerate(node.input):
-                if x == out:
-                    node.input[k] = transposed
+        transposed = f"{name}.T"
+        only[0].op_type, only[0].input[0] = "Identity", transposed  # the op now passes the stored transpose on
+        del only[0].attribute[:]
         return transposed, tensor.t()
 
     def _store(self, tensor: torch.Tensor, array: np.ndarray) -> wt.Stored:

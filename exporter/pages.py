@@ -148,7 +148,7 @@ def write_circuit(site: SiteWriter, run: RunInput, c: CircuitInput, samples: Sam
     examples = task_examples(model, run.means, c, sample, device=options.device) if sample is not None else []
     nodes = node_views(model, c)
     graph = graph_data(run, c, nodes, answers, strings)
-    by_weight = {**graph, "edges_by_weight": sorted(graph["edges"], key=lambda e: (-abs(e[2]), e[0], e[1]))}
+    indexed = {**graph, "by_node": wiring_index(graph, len(nodes))}
     windows = samples.windows.numpy()
     onnx_files = circuit_onnx(onnx_set, run, c, answers, sample, samples.windows[:4]) if onnx_set is not None else None
     labels = [answer_label(rec, role, a, strings) for role, a in zip(("target", "alternative"), answers)]
@@ -164,7 +164,7 @@ def write_circuit(site: SiteWriter, run: RunInput, c: CircuitInput, samples: Sam
         site.shard(f"data/{m}/{t}/nodes/{n['file']}.js", f"{m}/{t}/{n['id']}", table)
         snippet = None if top is None else {"ids": context_ids(windows, top), "value": sig(acts[row[n["id"]], top["w"], top["p"]], 6)}
         site.page(f"{m}/{t}/{n['file']}.html", "node.html", model=m, circuit=t, task=rec["task"], node=n,
-                  wiring=wiring(n, by_weight, nodes), stats=table["stats"], snippet=snippet, onnx=onnx_files,
+                  wiring=wiring(nodes.index(n), indexed, nodes), stats=table["stats"], snippet=snippet, onnx=onnx_files,
                   n_nodes=len(nodes), node_index=nodes.index(n), cite=cite(m, t, n, run, options.site_url),
                   model_sha=run.model_sha, answers=answers)
     site.shard(f"data/{m}/{t}/circuit.js", f"{m}/{t}/circuit", graph)
@@ -264,19 +264,33 @@ def graph_data(run: RunInput, c: CircuitInput, nodes: list[dict[str, Any]], answ
             "target_loss": rec["task"].get("target_loss"), "metrics": dict(rec["metrics"])}
 
 
-def wiring(n: dict[str, Any], graph: dict[str, Any], nodes: list[dict[str, Any]]) -> dict[str, list]:
-    """A node's inputs and outputs (weight edges), residual links, q-k partners and unembedding edges."""
-    j = nodes.index(n)
+def wiring(j: int, graph: dict[str, Any], nodes: list[dict[str, Any]]) -> dict[str, list]:
+    """Node j's inputs and outputs (weight edges, strongest first), residual links, q-k partners and unembedding edges;
+    `graph` is graph_data's with "by_node" from wiring_index."""
     ref = lambda k, **kw: {"id": nodes[k]["id"], "file": nodes[k]["file"], **kw}  # noqa: E731
+    mine = graph["by_node"][j]
     return {
-        "inputs": [ref(s, weight=w) for s, d, w in graph["edges_by_weight"] if d == j],
-        "outputs": [ref(d, weight=w) for s, d, w in graph["edges_by_weight"] if s == j],
-        "links_in": [ref(s) for s, d in graph["links"] if d == j],
-        "links_out": [ref(d) for s, d in graph["links"] if s == j],
-        "qk": [ref(k if q == j else q, head=h) for q, k, h in graph["qk"] if j in (q, k)],
+        "inputs": [ref(s, weight=w) for s, d, w in mine["edges"] if d == j],
+        "outputs": [ref(d, weight=w) for s, d, w in mine["edges"] if s == j],
+        "links_in": [ref(s) for s, d in mine["links"] if d == j],
+        "links_out": [ref(d) for s, d in mine["links"] if s == j],
+        "qk": [ref(k if q == j else q, head=h) for q, k, h in mine["qk"]],
         "unembed": [{"text": graph["answers"][a]["text"], "role": graph["answers"][a]["role"], "weight": w}
-                    for s, a, w in graph["unembed"] if s == j],
+                    for s, a, w in mine["unembed"]],
     }
+
+
+def wiring_index(graph: dict[str, Any], n_nodes: int) -> list[dict[str, list]]:
+    """Per node, the graph's edges (strongest first), links, q-k pairs and unembedding edges that touch it."""
+    out: list[dict[str, list]] = [{"edges": [], "links": [], "qk": [], "unembed": []} for _ in range(n_nodes)]
+    for e in sorted(graph["edges"], key=lambda e: (-abs(e[2]), e[0], e[1])):
+        for j in {e[0], e[1]}:
+            out[j]["edges"].append(e)
+    for key, ends in (("links", 2), ("qk", 2), ("unembed", 1)):
+        for e in graph[key]:
+            for j in set(e[:ends]):
+                out[j][key].append(e)
+    return out
 
 
 def cite(m: str, t: str, n: dict[str, Any], run: RunInput, site_url: str) -> dict[str, str]:

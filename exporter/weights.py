@@ -168,7 +168,7 @@ def twin_text(key: str, stored: Stored, blob: bytes) -> str:
     packed = b"".join(_transform(part) for part in stored.parts)
     record = {"format_version": TWIN_FORMAT, "bytes": len(blob), "sha256": hashlib.sha256(blob).hexdigest(),
               "parts": [[off, part.array.nbytes, part.codec] for part, off in zip(stored.parts, stored.offsets)],
-              "gzip": base64.b64encode(gzip.compress(packed, compresslevel=9, mtime=0)).decode("ascii")}
+              "gzip": base64.b64encode(gzip.compress(packed, compresslevel=6, mtime=0)).decode("ascii")}
     return f"cx.register({json.dumps(key)},{json.dumps(record, sort_keys=True, separators=(',', ':'))});\n"
 
 
