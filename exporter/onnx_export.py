@@ -204,7 +204,7 @@ class OnnxSet:
         kept = [i for i in proto.graph.input if i.name in declared]
         del proto.graph.input[:]
         proto.graph.input.extend(kept)
-        nodes = rebuild + list(proto.graph.node)  # the weights first: a graph lists its nodes in order
+        nodes = rebuild + [n for n in proto.graph.node if n.output[0]]  # the weights first; no dropped transposes
         del proto.graph.node[:]
         proto.graph.node.extend(nodes)
         short_names(proto.graph)
@@ -218,16 +218,17 @@ class OnnxSet:
     def _orientation(graph: onnx.GraphProto, readers: dict[str, list[onnx.NodeProto]], name: str,
                      tensor: torch.Tensor) -> tuple[str, torch.Tensor]:
         """A weight the graph reads only through a transpose (a Linear's; `readers`: the ops reading each tensor) is
-        stored transposed, as `<name>.T`, and that op becomes an Identity: onnxruntime then holds one copy, not the
-        matrix and its transpose."""
+        stored transposed, as `<name>.T`, read where the transpose was: onnxruntime then holds one copy, not the matrix
+        and its transpose (nor a copy made by an op in between)."""
         only = readers.get(name, [])
         if tensor.dim() != 2 or len(only) != 1 or only[0].op_type != "Transpose":
             return name, tensor
         if [list(a.ints) for a in only[0].attribute if a.name == "perm"] not in ([], [[1, 0]]):
             return name, tensor
-        transposed = f"{name}.T"
-        only[0].op_type, only[0].input[0] = "Identity", transposed  # the op now passes the stored transpose on
-        del only[0].attribute[:]
+        transposed, out = f"{name}.T", only[0].output[0]
+        for node in readers.get(out, []):  # they read the stored transpose; the Transpose op is dropped in add
+            node.input[:] = [transposed if x == out else x for x in node.input]
+        only[0].output[0] = ""
         return transposed, tensor.t()
 
     def _store(self, tensor: torch.Tensor, array: np.ndarray) -> wt.Stored:
