@@ -72,10 +72,10 @@ def planted_job(run: str, device: str, mean_tokens: int, nodes: list[str]) -> No
     """Instead of pruning: the planted nodes as the circuit, described by the pruner's own code (edges, links, counts)
     and measured on 64 test pairs (full, circuit, inverse, empty); no search, so no sweep or random control."""
     from trainer.circuit import circuit_text, counts, qk_pairs, resid_links, unembed_edges, weight_edges
-    from trainer.fileio import atomic_write_bytes, file_sha256
-    from trainer.jobs import JobConfig, load_run_on, resolve_device, task_splits
+    from trainer.fileio import atomic_write_bytes
+    from trainer.jobs import JobConfig, circuit_header, load_run_on, resolve_device, task_splits
     from trainer.masks import all_kept, kept_from_ids
-    from trainer.means import ablation_record, means_for_run
+    from trainer.means import means_for_run
     from trainer.prune import Evaluator
     from trainer.tasks import get_task, pair_accuracy, pair_loss
 
@@ -92,10 +92,7 @@ def planted_job(run: str, device: str, mean_tokens: int, nodes: list[str]) -> No
     kept = {loc: k.cpu() for loc, k in kept.items()}
     edges, unembed = weight_edges(r.model, kept), unembed_edges(r.model, kept, [int(test.correct[0]), int(test.wrong[0])])
     links, pairs = resid_links(r.model, kept), qk_pairs(r.model, kept)
-    record = {"model": {"run": r.cfg.name, "sha256": file_sha256(Path(run) / "model.safetensors")},
-              "task": {"name": task.name, "description": task.description, "target": task.target,
-                       "alternative": task.alternative, "target_loss": cfg.prune.target_loss},
-              "ablation": ablation_record(r, mean_tokens), "metrics": metrics,
+    record = {**circuit_header(r, task, cfg), "metrics": metrics,
               "counts": counts(kept, edges, unembed, links, pairs),
               "nodes": [{"id": n, "tau": 1.0, "mean": float(means[n.rpartition(":")[0]][int(n.rpartition(":")[2])])} for n in nodes],
               "edges": edges, "unembed_edges": unembed, "resid_links": links, "qk_pairs": pairs, "sweep": [],

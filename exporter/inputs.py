@@ -20,7 +20,7 @@ from trainer.run import METRICS, MODEL, TOKENIZER, Run, load_run, load_tensors, 
 from trainer.tokenizer import load_tokenizer
 
 MEANS, CIRCUITS, TASKS_FILE = "means.safetensors", "circuits", "tasks.json"
-SLUG = re.compile(r"[A-Za-z0-9._-]+")  # file names that unzip on every OS (design.md)
+SLUG = re.compile(r"[A-Za-z0-9._-]+")  # file names that unzip on every OS
 RESERVED = frozenset({"data", "onnx", "assets", "standalone", "index.html", "manifest.json", ".nojekyll"})
 
 

@@ -10,8 +10,7 @@ import torch
 from tokenizers import Tokenizer
 
 from exporter.inputs import CircuitInput, RunInput
-from exporter.tables import sig
-from trainer.masks import ablate
+from exporter.tables import answer_probabilities, sig
 from trainer.tokenizer import SPLIT_PATTERN
 
 LIVE_FORMAT = 1
@@ -90,19 +89,15 @@ def adversarial(run: RunInput, c: CircuitInput, answers: list[int], n_ctx: int) 
     from trainer.tasks import TASKS
 
     task = TASKS.get(c.record["task"]["name"])
-    prompts = [p for p in (task.adversarial if task is not None else ()) if 0 < len(run.tokenizer.encode(p).ids) <= n_ctx]
-    out = []
-    for p in prompts:
-        full, circuit = answer_probability(run, c, run.tokenizer.encode(p).ids, answers)
-        out.append({"kind": "adversarial", "prompt": p, "answers": answers, "role": None, "p_full": full, "p_circuit": circuit})
-    return out
-
-
-@torch.no_grad()
-def answer_probability(run: RunInput, c: CircuitInput, ids: list[int], answers: list[int]) -> tuple[float, float]:
-    """p(first answer) against the second after the prompt `ids`, in the full model and in the circuit."""
-    model, tokens, last = run.run.model, torch.tensor([ids]), torch.tensor([len(ids) - 1])  # [1, T], [1]
-    full = model(tokens, last)[0, answers]  # [2]
-    with ablate(model, c.kept, run.means):
-        circuit = model(tokens, last)[0, answers]  # [2]
-    return sig(full.softmax(-1)[0], 3), sig(circuit.softmax(-1)[0], 3)
+    encoded = [(p, run.tokenizer.encode(p).ids) for p in (task.adversarial if task is not None else ())]
+    prompts, ids = [p for p, i in encoded if 0 < len(i) <= n_ctx], [i for _, i in encoded if 0 < len(i) <= n_ctx]
+    if not prompts:
+        return []
+    tokens = torch.zeros(len(ids), max(map(len, ids)), dtype=torch.long)  # [n, T], padded on the right
+    for r, row in enumerate(ids):
+        tokens[r, :len(row)] = torch.tensor(row)
+    last = torch.tensor([len(row) - 1 for row in ids])  # [n]
+    first, second = (torch.full((len(ids),), a) for a in answers)
+    pf, pc = answer_probabilities(run.run.model, run.means, c.kept, tokens, last, first, second)
+    return [{"kind": "adversarial", "prompt": p, "answers": answers, "role": None, "p_full": sig(f, 3),
+             "p_circuit": sig(q, 3)} for p, f, q in zip(prompts, pf.tolist(), pc.tolist())]

@@ -17,7 +17,7 @@ from tokenizers import Tokenizer
 from exporter.inputs import CircuitInput, RunInput
 from trainer import data
 from trainer.errors import UserError
-from trainer.masks import ablate, model_device, parse_node_id
+from trainer.masks import Kept, ablate, model_device, parse_node_id
 from trainer.model import GPT
 
 log = logging.getLogger(__name__)
@@ -230,6 +230,21 @@ def class_activations(model: GPT, sample: TaskSample, node_ids: list[str],
 
 
 @torch.no_grad()
+def answer_probabilities(model: GPT, means: dict[str, torch.Tensor], kept: Kept, tokens: torch.Tensor, last: torch.Tensor,
+                         first: torch.Tensor, second: torch.Tensor, device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """p(first answer) against the second at each prompt's last token [n], in the full model and in the circuit `kept`
+    (tokens [n, T], last, first and second [n]; the model run on `device`)."""
+    rows = torch.arange(tokens.size(0))
+    with on_device(model, device):
+        on = {loc: m.to(device) for loc, m in means.items()}  # [dim] each
+        full = model(tokens.to(device), last.to(device)).cpu()  # [n, vocab]
+        with ablate(model, kept, on):
+            circ = model(tokens.to(device), last.to(device)).cpu()
+    pick = lambda logits: torch.stack([logits[rows, first], logits[rows, second]], 1).softmax(-1)[:, 0]  # noqa: E731
+    return pick(full), pick(circ)
+
+
+@torch.no_grad()
 def task_examples(model: GPT, means: dict[str, torch.Tensor], circuit: CircuitInput, sample: TaskSample,
                   per_class: int = 6, device: str | torch.device = "cpu") -> list[dict[str, Any]]:
     """Prompts of both answers (first and second of each pair) with the full model's and the circuit's
@@ -237,16 +252,7 @@ def task_examples(model: GPT, means: dict[str, torch.Tensor], circuit: CircuitIn
     rows = torch.arange(min(sample.tokens.size(0), 2 * per_class))
     tokens, last = sample.tokens[rows], sample.last[rows]
     correct, wrong = sample.correct[rows], sample.wrong[rows]
-    with on_device(model, device):
-        on = {loc: m.to(device) for loc, m in means.items()}  # [dim] each
-        full = model(tokens.to(device), last.to(device)).cpu()  # [n, vocab]
-        with ablate(model, circuit.kept, on):
-            circ = model(tokens.to(device), last.to(device)).cpu()
-
-    def p_correct(logits: torch.Tensor) -> torch.Tensor:
-        return torch.stack([logits[rows, correct], logits[rows, wrong]], 1).softmax(-1)[:, 0]  # [n]
-
-    pf, pc = p_correct(full), p_correct(circ)
+    pf, pc = answer_probabilities(model, means, circuit.kept, tokens, last, correct, wrong, device)
     return [{"prompt": tokens[r, :int(last[r]) + 1].tolist(), "correct": int(correct[r]), "wrong": int(wrong[r]),
              "role": "target" if r % 2 == 0 else "alternative", "p_full": sig(pf[r], 3), "p_circuit": sig(pc[r], 3)}
             for r in rows.tolist()]

@@ -69,19 +69,23 @@ def encode(array: np.ndarray) -> tuple[int, tuple[Part, ...]]:
     nz = np.flatnonzero(flat)  # [nnz] int64, ascending
     if nz.size > SPARSE_MAX_DENSITY * flat.size:
         return 0, (Part("", array, codec_of(array)),)
-    block = min(BLOCKS, key=lambda b: _position_bytes(nz, flat.size, b))
-    counts = np.bincount(nz // block, minlength=-(-flat.size // block))  # [n_blocks]
-    count_type = np.uint8 if counts.max(initial=0) < 1 << 8 else np.uint16 if counts.max() < 1 << 16 else np.int32
+    counts_by_block = {b: np.bincount(nz // b, minlength=-(-flat.size // b)) for b in BLOCKS}  # [n_blocks] each
+    block = min(BLOCKS, key=lambda b: _position_bytes(nz.size, b, counts_by_block[b]))
+    counts = counts_by_block[block]
     offsets = (nz % block).astype(np.uint8 if block == 256 else np.uint16)  # [nnz]
     return block, (Part("values", flat[nz], "planes"), Part("offsets", offsets, "diff8" if block == 256 else "diff16"),
-                   Part("counts", counts.astype(count_type), "raw"))
+                   Part("counts", counts.astype(_count_type(counts)), "raw"))
 
 
-def _position_bytes(nz: np.ndarray, numel: int, block: int) -> int:
-    """Bytes of the position code with this block size: offsets plus counts."""
-    counts_max = int(np.bincount(nz // block).max(initial=0))
-    count_bytes = 1 if counts_max < 1 << 8 else 2 if counts_max < 1 << 16 else 4
-    return nz.size * (1 if block == 256 else 2) + -(-numel // block) * count_bytes
+def _position_bytes(nnz: int, block: int, counts: np.ndarray) -> int:
+    """Bytes of the position code with this block size: nnz offsets plus one count per block."""
+    return nnz * (1 if block == 256 else 2) + counts.size * np.dtype(_count_type(counts)).itemsize
+
+
+def _count_type(counts: np.ndarray) -> type:
+    """The narrowest integer type that holds every block's count of nonzeros."""
+    most = int(counts.max(initial=0))
+    return np.uint8 if most < 1 << 8 else np.uint16 if most < 1 << 16 else np.int32
 
 
 def store(array: np.ndarray) -> tuple[Stored, bytes]:

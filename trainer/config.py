@@ -13,7 +13,7 @@ from typing import Any
 from trainer.errors import UserError
 
 # The eight per-layer activation locations that AbsTopK can sparsify (recipe: attn_in, q, k, v,
-# attn_out, mlp_in, mlp_neuron, mlp_out), named as the node locations of design.md.
+# attn_out, mlp_in, mlp_neuron, mlp_out), named as the model's node locations.
 SPARSE_LOCATIONS = (
     "attn.act_in", "attn.q", "attn.k", "attn.v", "attn.resid_delta",
     "mlp.act_in", "mlp.post_act", "mlp.resid_delta",
@@ -24,7 +24,7 @@ RESID_LOCATIONS = ("resid.post_attn", "resid.post_mlp")
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Shape and options of the GPT (recipe.md, Model)."""
+    """Shape and options of the GPT (the paper's model recipe)."""
 
     vocab_size: int = 2048
     n_layer: int = 4
@@ -72,7 +72,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class SparsityConfig:
-    """Weight sparsity: per-matrix top-k by |w| after every step, L0 annealed (recipe.md)."""
+    """Weight sparsity: per-matrix top-k by |w| after every step, L0 annealed (the paper's recipe)."""
 
     enabled: bool = True  # False trains the dense baseline with the same code
     l0: int = 100_000  # target count of nonzero weights over all sparsified tensors

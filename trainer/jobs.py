@@ -104,14 +104,7 @@ def _prune_one(run: Run, task: Task, cfg: JobConfig, means: dict[str, torch.Tens
     row = evaluate_task(run, task, splits, cfg.prune.target_loss)
     if not row["learned"]:
         return row
-    record = prune_task(run.model, means, splits, cfg.prune)
-    record.update({
-        "model": {"run": run.cfg.name, "sha256": file_sha256(run.path / MODEL)},
-        "task": {"name": task.name, "description": task.description, "target": task.target,
-                 "alternative": task.alternative, "target_loss": cfg.prune.target_loss},
-        "ablation": ablation_record(run, cfg.mean_tokens),
-        "splits": {"train_pairs": cfg.train_pairs, "eval_pairs": cfg.eval_pairs, "test_pairs": cfg.test_pairs},
-    })
+    record = {**prune_task(run.model, means, splits, cfg.prune), **circuit_header(run, task, cfg)}
     path = run.path / CIRCUITS / f"{task.name}.json"
     atomic_write_bytes(path, circuit_text(record).encode())
     m = record["metrics"]
@@ -119,6 +112,17 @@ def _prune_one(run: Run, task: Task, cfg: JobConfig, means: dict[str, torch.Tens
             "meets_target": record["prune"]["meets_target"], "loss_circuit": m["loss_circuit"],
             "loss_inverse": m["loss_inverse"], "loss_random": m["loss_random_mean"],
             "checks": faithfulness_checks(m, cfg.prune.target_loss), "seconds": record["prune"]["seconds"]}
+
+
+def circuit_header(run: Run, task: Task, cfg: JobConfig) -> dict[str, Any]:
+    """The fields of a circuit file that say what was pruned: model, task, ablation and splits."""
+    return {
+        "model": {"run": run.cfg.name, "sha256": file_sha256(run.path / MODEL)},
+        "task": {"name": task.name, "description": task.description, "target": task.target,
+                 "alternative": task.alternative, "target_loss": cfg.prune.target_loss},
+        "ablation": ablation_record(run, cfg.mean_tokens),
+        "splits": {"train_pairs": cfg.train_pairs, "eval_pairs": cfg.eval_pairs, "test_pairs": cfg.test_pairs},
+    }
 
 
 def _write_task_table(run_dir: Path, rows: list[dict[str, Any]]) -> None:

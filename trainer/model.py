@@ -1,4 +1,4 @@
-"""A weight-sparse GPT (recipe.md, Model) whose every node location is a named hook point."""
+"""A weight-sparse GPT (the paper's model recipe) whose every node location is a named hook point."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from trainer.config import ModelConfig
 HookFn = Callable[[torch.Tensor], torch.Tensor]
 SINK_SCORES = 1 << 25  # entries of attention scores the sink path holds at once (128 MB in fp32) on long inputs
 
-# Node locations of one layer (design.md), in forward order; plus the final residual stream.
+# Node locations of one layer (the node ids' locations), in forward order; plus the final residual stream.
 LAYER_LOCATIONS = (
     "attn.act_in", "attn.q", "attn.k", "attn.v", "attn.resid_delta",
     "mlp.act_in", "mlp.post_act", "mlp.resid_delta",
@@ -310,7 +310,7 @@ class GPT(nn.Module):
         return logits
 
     def node_locations(self) -> list[str]:
-        """Every node location of design.md in forward order: `L.attn.q`, ..., `final_resid`."""
+        """Every node location in forward order: `L.attn.q`, ..., `final_resid`."""
         layers = [f"{i}.{loc}" for i in range(self.cfg.n_layer) for loc in LAYER_LOCATIONS]
         return layers + [FINAL_LOCATION]
 

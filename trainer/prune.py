@@ -22,7 +22,7 @@ ATTRIBUTION_CHUNK = 8  # pairs per forward and backward pass of the attribution 
 
 @dataclass(frozen=True)
 class PruneConfig:
-    """Hyper-parameters of one pruning job (recipe.md, Pruning)."""
+    """Hyper-parameters of one pruning job (the paper's pruning recipe)."""
 
     target_loss: float = 0.15
     steps: int = 150  # mask-training steps per sweep point

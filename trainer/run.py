@@ -1,4 +1,4 @@
-"""The run directory (design.md): atomic, deterministic writes and validated reads of its files."""
+"""The run directory: atomic, deterministic writes and validated reads of its files."""
 
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ from trainer.tasks import (
     prompt_split,
 )
 
-ORDER = [  # tasks.md, in order
+ORDER = [  # the suite's order (the paper's task list)
     "single_double_quote", "final_kwarg", "set_or_string", "set_or_string_fixedvarname", "class_init",
     "with_as", "bracket_brace", "with_open", "bracket_counting", "for_while", "else_elif", "fstring_brace",
     "if_ternary", "var_swap", "indent_for", "lambda_func", "if_equals", "enumerate_range", "var_if",

@@ -1,4 +1,4 @@
-"""The task suite: the 20 binary next-token tasks of tasks.md, by name, with their encoding and loss."""
+"""The task suite: the paper's 20 binary next-token tasks, by name, with their encoding and loss."""
 
 from __future__ import annotations
 
