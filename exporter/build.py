@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from exporter import pages
+from exporter import pages, workers
 from exporter.inputs import RunInput, demo_runs, read_runs
 from exporter.render import ASSETS, SiteWriter, template_dir
 from exporter.tables import TableConfig, sample_windows, task_sample, training_chars
@@ -40,6 +40,7 @@ class BuildOptions:
     device: str = "cpu"  # where the activation tables are computed (the CLI resolves --device auto|cpu|cuda)
     live_budget: int = 256 * 10**6  # bytes of rebuilt weights one model may take in the page's live panel (else not run there)
     pages: bool = False  # GitHub Pages' limits on file and site size are errors (else warnings)
+    jobs: int = 0  # processes writing runs in parallel; 0: one per core, at most one per run (workers.auto_jobs)
     quiet: bool = False
 
 
@@ -75,8 +76,9 @@ def build(run_dirs: list[Path], out: Path, options: BuildOptions = BuildOptions(
     check_output(out)
     steps = sum(2 + len(r.circuits) for r in runs) + 1
     with tqdm(total=steps, desc="build", unit="step", disable=options.quiet) as bar, staging(out) as tmp:
+        jobs = options.jobs or workers.auto_jobs(runs, options.device)
+        summaries = workers.write_models(tmp, runs, samples, options, jobs, bar)
         site = SiteWriter(tmp)
-        summaries = [pages.write_model(site, r, s, options, bar) for r, s in zip(runs, samples)]
         pages.write_home(site, summaries)
         site.copy_assets()
         site.write(".nojekyll", b"")

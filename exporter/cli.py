@@ -131,10 +131,12 @@ def import_openai(src: Path, out: Path, tokenizer_dir: Path | None) -> None:
 @click.option("--live-budget", type=click.IntRange(1), default=256, show_default=True, metavar="MB",
               help="Largest model (MB of weights once rebuilt) the live panel runs in the page; larger ones show build-time numbers.")
 @click.option("--pages", is_flag=True, help="Fail (not just warn) when a file exceeds 100 MB or the site 1 GB (GitHub Pages' limits).")
+@click.option("-j", "--jobs", type=click.IntRange(0), default=0, show_default=True,
+              help="Processes writing runs in parallel (0: one per core, at most one per run; 1 with a GPU).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_user_errors
 def build(run_dirs: tuple[Path, ...], out: Path, sample_tokens: int, examples: int, no_onnx: bool, standalone: bool,
-          site_url: str, device: str, live_budget: int, pages: bool, quiet: bool) -> None:
+          site_url: str, device: str, live_budget: int, pages: bool, jobs: int, quiet: bool) -> None:
     """Build the static circuit site of RUN_DIRs (default: the demo runs shipped in the package)."""
     from exporter.build import BuildOptions, build as build_site
     from exporter.tables import TableConfig
@@ -142,7 +144,7 @@ def build(run_dirs: tuple[Path, ...], out: Path, sample_tokens: int, examples: i
 
     options = BuildOptions(tables=TableConfig(tokens=sample_tokens, examples=examples), onnx=not no_onnx,
                            standalone=standalone, site_url=site_url, device=str(resolve_device(device)),
-                           live_budget=live_budget * 10**6, pages=pages, quiet=quiet)
+                           live_budget=live_budget * 10**6, pages=pages, jobs=jobs, quiet=quiet)
     report = build_site(list(run_dirs), out, options)
     for warning in report.warnings:
         click.echo(f"warning: {warning}", err=True)

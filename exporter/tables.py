@@ -109,30 +109,45 @@ def node_activations(model: GPT, windows: torch.Tensor, node_ids: list[str], bat
     return out
 
 
+PERCENTILES = (1, 50, 99)  # of a node's activations, in its shard's stats
+
+
 def node_table(acts: np.ndarray, windows: np.ndarray, cfg: TableConfig) -> dict[str, Any]:
     """One node's shard: summary stats, a histogram of its nonzero values, and top and bottom examples."""
     flat = acts.reshape(-1)
-    scale = float(np.abs(flat).max()) or 1.0
+    n, m = flat.size, min(flat.size, cfg.examples * 16)  # m: candidates for the examples at each end
+    ranks = np.array(PERCENTILES) / 100 * (n - 1)  # fractional ranks of the percentiles (numpy's linear method)
+    kth = sorted({0, n - 1, m - 1, n - m, *np.floor(ranks).astype(int).tolist(), *np.ceil(ranks).astype(int).tolist()})
+    part = np.partition(flat, kth)  # one pass: the order statistics below sit at their sorted positions
+    scale = float(max(-part[0], part[-1], 0.0)) or 1.0
     nonzero = flat[flat != 0]
-    stats = {"mean": sig(flat.mean()), "sd": sig(flat.std()), "min": sig(flat.min()), "max": sig(flat.max()),
-             "frac_nonzero": sig(nonzero.size / flat.size), "n": int(flat.size), "scale": sig(scale, 6)}
-    for q in (1, 50, 99):
-        stats[f"p{q:02d}"] = sig(np.percentile(flat, q))
+    stats = {"mean": sig(flat.mean()), "sd": sig(flat.std()), "min": sig(part[0]), "max": sig(part[-1]),
+             "frac_nonzero": sig(nonzero.size / n), "n": int(n), "scale": sig(scale, 6)}
+    for q, r in zip(PERCENTILES, ranks):
+        lo, hi = part[int(np.floor(r))], part[int(np.ceil(r))]
+        stats[f"p{q:02d}"] = sig(lo + (hi - lo) * (r - np.floor(r)))
     hist = None
     if nonzero.size:
         lo, hi = float(nonzero.min()), float(nonzero.max())
         counts, edges = np.histogram(nonzero, bins=cfg.bins, range=(lo, hi if hi > lo else lo + 1e-6))
-        hist = {"counts": counts.tolist(), "edges": [sig(e) for e in edges], "zeros": int(flat.size - nonzero.size)}
+        hist = {"counts": counts.tolist(), "edges": [sig(e) for e in edges], "zeros": int(n - nonzero.size)}
+    top = _ends(flat, part[n - m], largest=True)[:m]
+    bottom = _ends(flat, part[m - 1], largest=False)[:m]
     return {"stats": stats, "hist": hist,
-            "top": _examples(acts, windows, -flat, scale, cfg), "bottom": _examples(acts, windows, flat, scale, cfg)}
+            "top": _examples(acts, windows, top, scale, cfg), "bottom": _examples(acts, windows, bottom, scale, cfg)}
 
 
-def _examples(acts: np.ndarray, windows: np.ndarray, key: np.ndarray, scale: float, cfg: TableConfig) -> list[dict[str, Any]]:
-    """The positions of smallest key (ties by position), at most one per stretch of context, as token heatmaps."""
+def _ends(flat: np.ndarray, bound: float, largest: bool) -> np.ndarray:
+    """Positions of the values beyond `bound` (above it for the largest end, below for the smallest), then those
+    equal to it, in order from the end inwards, ties by position: deterministic whatever the selection algorithm."""
+    beyond = np.flatnonzero(flat > bound if largest else flat < bound)
+    key = -flat[beyond] if largest else flat[beyond]
+    return np.concatenate([beyond[np.lexsort((beyond, key))], np.flatnonzero(flat == bound)])
+
+
+def _examples(acts: np.ndarray, windows: np.ndarray, cand: np.ndarray, scale: float, cfg: TableConfig) -> list[dict[str, Any]]:
+    """From candidate positions in order, the first ones at most one per stretch of context, as token heatmaps."""
     n_windows, width = acts.shape
-    m = min(key.size, cfg.examples * 16)
-    cand = np.argpartition(key, m - 1)[:m] if m < key.size else np.arange(key.size)
-    cand = cand[np.lexsort((cand, key[cand]))]  # by key, then position: deterministic
     chosen: list[tuple[int, int]] = []
     for flat_i in cand.tolist():
         w, p = divmod(flat_i, width)

@@ -21,6 +21,7 @@ from trainer.model import GPT
 FORMAT_VERSION = 1
 CONFIG, MODEL, TOKENIZER, METRICS, STATE = "config.json", "model.safetensors", "tokenizer.json", "metrics.jsonl", "state"
 SNAPSHOTS = "snapshots"
+META_PARAMS = 1 << 24  # models from about this many parameters are built on the meta device to be loaded
 
 
 def snapshot_name(step: int) -> str:
@@ -179,7 +180,10 @@ def load_model_weights(model: GPT, path: Path, assign: bool = False) -> None:
 
 
 def empty_model(cfg: ModelConfig) -> GPT:
-    """A GPT of this shape on the meta device: no memory, no random initialisation; load weights with assign=True."""
+    """A GPT of this shape to load weights into with assign=True: on the meta device when large (no memory, no random
+    initialisation), on CPU when small (the meta device's first use costs ~1.5 s, which dwarfs a small model's init)."""
+    if cfg.n_layer * 12 * cfg.d_model ** 2 + 2 * cfg.vocab_size * cfg.d_model < META_PARAMS:  # about its parameters
+        return GPT(cfg)
     with torch.device("meta"):
         return GPT(cfg)
 

@@ -2,7 +2,9 @@
 
 import hashlib
 import json
+import os
 import re
+import signal
 import shutil
 from html.parser import HTMLParser
 
@@ -70,8 +72,33 @@ def test_two_builds_of_the_same_inputs_are_byte_identical(site, site_runs, tmp_p
     out, _ = site
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(pages_module, "token_strings", hostile_strings)
-        build([site_runs["a"], site_runs["b"]], tmp_path / "again", fast_options())
+        build([site_runs["a"], site_runs["b"]], tmp_path / "again", fast_options(jobs=1))  # the fixture: one process per run
     assert (tmp_path / "again" / "manifest.json").read_bytes() == (out / "manifest.json").read_bytes()
+
+
+def test_an_error_in_a_build_process_fails_the_build_and_keeps_the_old_site(old_site, site_runs, tmp_path, monkeypatch):
+    out, before = old_site
+    write_model = pages.write_model
+
+    def fail_b(site, run, *args):
+        if run.slug == "tiny-b":
+            raise UserError("tiny-b: a clear reason")
+        return write_model(site, run, *args)
+
+    monkeypatch.setattr(pages, "write_model", fail_b)  # the build processes are forked: they run the patched code
+    with pytest.raises(UserError, match="^tiny-b: a clear reason$"):
+        build([site_runs["a"], site_runs["b"]], out, fast_options(onnx=False, jobs=2))
+
+    def killed_b(site, run, *args):
+        if run.slug == "tiny-b":
+            os.kill(os.getpid(), signal.SIGKILL)
+        return write_model(site, run, *args)
+
+    monkeypatch.setattr(pages, "write_model", killed_b)
+    with pytest.raises(UserError, match="a build process was killed by signal 9 .*--jobs 1"):
+        build([site_runs["a"], site_runs["b"]], out, fast_options(onnx=False, jobs=2))
+    assert (out / "manifest.json").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["site"]  # no temporary folders left behind
 
 
 class _Links(HTMLParser):
