@@ -21,12 +21,14 @@ from exporter.inputs import RunInput, demo_runs, read_runs
 from exporter.render import ASSETS, SiteWriter, template_dir
 from exporter.tables import TableConfig, sample_windows, task_sample, training_chars
 from trainer import data
+from trainer.cputune import return_freed_memory
 from trainer.errors import UserError
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
 PAGES_FILE_LIMIT = 100 * 10**6  # bytes: GitHub refuses larger files (and Pages publishes from git)
 PAGES_SITE_LIMIT = 10**9  # bytes: the most a GitHub Pages site may publish
+LARGE_MODEL_BYTES = 256 * 10**6  # a build with a model this large (dense fp32) returns freed memory to the OS at once
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,8 @@ def build(run_dirs: list[Path], out: Path, options: BuildOptions = BuildOptions(
     """Build the static site of the given runs (the shipped demo runs when none) into `out`."""
     t0 = time.perf_counter()
     runs = read_runs(list(run_dirs) or demo_runs())  # every input read and validated before any write
+    if max((r.dense_bytes for r in runs), default=0) >= LARGE_MODEL_BYTES:
+        return_freed_memory()  # peak memory over speed for large models (see trainer.cputune)
     template_dir()
     texts: dict = {}  # runs with the same corpus and tokenizer share their sample text
     samples = [prepare(r, options, texts) for r in runs]

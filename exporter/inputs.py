@@ -52,6 +52,11 @@ class RunInput:
     means: dict[str, torch.Tensor] | None  # None when the run has no circuits yet
     circuits: list[CircuitInput]
 
+    @property
+    def dense_bytes(self) -> int:
+        """The model's tensors stored densely, in bytes."""
+        return sum(t.numel() * t.element_size() for t in self.run.model.state_dict().values())
+
 
 def zoo_dir() -> Path:
     """Where the package keeps its demo runs."""

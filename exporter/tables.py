@@ -21,7 +21,7 @@ from trainer.masks import Kept, ablate, model_device, parse_node_id
 from trainer.model import GPT
 
 log = logging.getLogger(__name__)
-PASS_BYTES = 64 << 20  # bytes of one layer's scores or MLP activations in one forward pass of the tables
+PASS_BYTES = 16 << 20  # bytes of one layer's scores or MLP activations in one forward pass of the tables
 SAMPLE_SEED = 11  # windows for the tables are drawn with this seed, apart from training and means
 POOL_MULT = 4  # the windows are drawn from files holding at least this many times the tokens they need
 

@@ -30,8 +30,7 @@ def auto_jobs(runs: list[RunInput], device: str) -> int:
 
 def work(run: RunInput) -> float:
     """A run's rough cost, to start the largest first: its model's size, once and per circuit, and its node pages."""
-    params = sum(p.numel() for p in run.run.model.state_dict().values())
-    return (1 + len(run.circuits)) * max(1.0, params / 1e6) + sum(len(c.node_ids) for c in run.circuits) / 200
+    return (1 + len(run.circuits)) * max(1.0, run.dense_bytes / 4e6) + sum(len(c.node_ids) for c in run.circuits) / 200
 
 
 def write_models(root: Path, runs: list[RunInput], samples: list[pages.Samples], options: Any, jobs: int,

@@ -180,14 +180,26 @@ def smallest_circuit(scores: Mapping[str, torch.Tensor], ev: Evaluator, target: 
 
 
 def greedy_trim(kept: Kept, scores: Mapping[str, torch.Tensor], ev: Evaluator, target: float) -> Kept:
-    """Drop, lowest score first, every node whose removal keeps the eval loss under the target."""
+    """Drop, lowest score first, every node whose removal keeps the eval loss under the target: runs of nodes at once,
+    a run doubling after each success and halving after each failure, so a circuit of n nodes of which m stay costs
+    about m log n evaluations instead of n (when removing nodes never lowers the loss, the same nodes go as one by one)."""
     kept = {loc: k.clone() for loc, k in kept.items()}
     host = {loc: s.cpu() for loc, s in scores.items()}  # [dim] each: the order is read on CPU
-    for node in sorted(kept_ids(kept), key=lambda n: float(host[parse_node_id(n)[0]][parse_node_id(n)[1]])):
-        loc, i = parse_node_id(node)
-        kept[loc][i] = False
-        if ev.loss(kept) > target:
+    order = [parse_node_id(n) for n in kept_ids(kept)]
+    order.sort(key=lambda node: float(host[node[0]][node[1]]))
+    start, run = 0, 1
+    while start < len(order):
+        block = order[start:start + run]
+        for loc, i in block:
+            kept[loc][i] = False
+        if ev.loss(kept) <= target:
+            start, run = start + len(block), run * 2
+            continue
+        for loc, i in block:
             kept[loc][i] = True
+        if run == 1:
+            start += 1  # this node stays
+        run = max(1, run // 2)
     return kept
 
 

@@ -11,7 +11,7 @@ from trainer.config import ModelConfig
 from trainer.masks import NodeMasks, ablate, all_kept, count, heaviside_ste, kept_from_ids, kept_ids, top_k_kept
 from trainer.means import compute_means
 from trainer.model import GPT
-from trainer.prune import Evaluator, PruneConfig, Splits, prune_task, smallest_circuit
+from trainer.prune import Evaluator, PruneConfig, Splits, greedy_trim, prune_task, smallest_circuit
 from trainer.tasks import TaskBatch
 
 X, Y, A, B = 0, 1, 2, 3  # context tokens and answer tokens
@@ -176,6 +176,31 @@ def test_bisection_finds_the_smallest_k_on_a_mocked_curve():
     assert [p["k"] for p in sweep] == sorted(p["k"] for p in sweep)
     top = top_k_kept(scores, 37)
     assert all(torch.equal(kept[k], top[k]) for k in kept)
+
+
+class NeededNodesEvaluator:
+    """Loss 0 while every needed node is kept, else 1 (removing nodes never lowers it); counts its calls."""
+
+    def __init__(self, needed):
+        self.needed, self.calls = needed, 0
+
+    def loss(self, kept):
+        self.calls += 1
+        return 0.0 if all(bool(kept[loc][i]) for loc, i in self.needed) else 1.0
+
+
+def test_greedy_trim_keeps_exactly_the_needed_nodes_in_few_evaluations():
+    n = 2000
+    scores = {"a": torch.rand(n, generator=torch.Generator().manual_seed(1)), "b": torch.rand(n)}
+    kept = {"a": torch.ones(n, dtype=torch.bool), "b": torch.zeros(n, dtype=torch.bool)}
+    kept["b"][:10] = True
+    order = sorted(range(n), key=lambda i: float(scores["a"][i]))
+    needed = [("a", order[3]), ("a", order[700]), ("a", order[701]), ("a", order[-1]), ("b", 4)]
+    ev = NeededNodesEvaluator(needed)
+    trimmed = greedy_trim(kept, scores, ev, target=0.5)
+    assert sorted(kept_ids(trimmed)) == sorted(f"{loc}:{i}" for loc, i in needed)
+    assert ev.calls <= 5 * 2 * math.log2(n + 10) + 2 * math.log2(n)  # not one evaluation per node (2,010 nodes)
+    assert kept["a"].all() and int(kept["b"].sum()) == 10  # the input keep-set is left as it was
 
 
 def test_circuit_ids_round_trip_to_the_same_loss(planted, record):
