@@ -4,7 +4,7 @@ Usage: python bench/build_site.py [RUN_DIR ...] [--sample-tokens N] [--keep DIR]
 With no RUN_DIR it builds the demo runs shipped in trainer/zoo/; while the zoo is empty it says so and
 benchmarks stand-in runs instead (tests/fixture_runs.py: the tiny config, three hand-picked circuits).
 Prints: build seconds (target <= 15 s on 2 cores) and the build's peak memory (target <= 1.5 GB: the largest sum of the
-proportional set sizes of this process and its build processes, sampled every 20 ms), site bytes in total, without vendored libraries, and
+proportional set sizes of this process and its build processes, sampled every 100 ms), site bytes in total, without vendored libraries, and
 by part (target: data <= 5 MB without vendored libraries), and the time from navigation start to the
 first painted graph of every circuit page in headless Chromium from file:// (target <= 1.5 s).
 """
@@ -120,8 +120,8 @@ class PeakMemory(threading.Thread):
         self.peak, self.done = 0.0, threading.Event()
 
     def run(self) -> None:
-        """Sample every 20 ms."""
-        while not self.done.wait(0.02):
+        """Sample every 100 ms."""
+        while not self.done.wait(0.1):
             self.peak = max(self.peak, tree_pss_mb(os.getpid()))
 
 
