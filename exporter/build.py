@@ -19,8 +19,8 @@ from tqdm import tqdm
 from exporter import pages, workers
 from exporter.inputs import RunInput, demo_runs, read_runs
 from exporter.render import ASSETS, SiteWriter, template_dir
-from exporter.tables import TableConfig, sample_windows, task_sample, training_chars
-from trainer import data
+from exporter.tables import TableConfig, sample_windows, task_sample
+from trainer.mixture import load_text
 from trainer.cputune import return_freed_memory
 from trainer.errors import UserError
 
@@ -115,8 +115,8 @@ def prepare(run: RunInput, options: BuildOptions, texts: dict) -> pages.Samples:
     the windows and characters of each corpus and tokenizer already read in this build)."""
     key = (repr(run.run.cfg.data), run.tokenizer.to_str())
     if key not in texts:
-        corpus = data.load_corpus(run.run.cfg.data)
-        texts[key] = (sample_windows(run, corpus, options.tables), training_chars(corpus))
+        text = load_text(run.run.cfg.data, run.tokenizer, None, shards=False)
+        texts[key] = (sample_windows(run, text, options.tables), text.chars())
     windows, chars = texts[key]
     tasks = {c.slug: task_sample(run, c, options.tables.task_pairs) for c in run.circuits}
     return pages.Samples(windows=windows, tasks=tasks, chars=chars if run.circuits else "")

@@ -103,6 +103,31 @@ def tasks(run_dir: Path | None, target_loss: float) -> None:
     click.echo(summary_table(list_tasks(run_dir, job_config(target_loss=target_loss)), target_loss))
 
 
+@main.group()
+def corpus() -> None:
+    """The training text a config reads."""
+
+
+@corpus.command("stats")
+@click.option("--config", "config", default="demo", show_default=True, help="Shipped config name or a TOML file.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value, e.g. data.tinypython=0.8.")
+@click.option("--mb", type=click.FloatRange(0.01, 1000), default=4.0, show_default=True, help="MB of each component's text to scan.")
+@_user_errors
+def corpus_stats(config: str, overrides: tuple[str, ...], mb: float) -> None:
+    """How often the training text shows each task's decisive pattern, per component; flags what it never shows."""
+    from trainer.config import load_config
+    from trainer.corpusstats import component_texts, pattern_counts, stats_table
+
+    cfg = load_config(config, overrides)
+    texts = component_texts(cfg.data, int(mb * 1e6))
+    rows = pattern_counts(texts)
+    click.echo(stats_table(rows, list(texts)))
+    unseen = [r.task for r in rows if r.unseen]
+    if unseen:
+        click.echo(f"warning: the training text never shows {', '.join(unseen)}: a model trained on it cannot learn "
+                   "them", err=True)
+
+
 @main.command("import-openai")
 @click.argument("src", type=click.Path(path_type=Path))
 @click.argument("out", type=click.Path(path_type=Path))

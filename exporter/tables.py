@@ -18,6 +18,7 @@ from exporter.inputs import CircuitInput, RunInput
 from trainer import data
 from trainer.errors import UserError
 from trainer.masks import Kept, ablate, model_device, parse_node_id
+from trainer.mixture import TrainingText
 from trainer.model import GPT
 
 log = logging.getLogger(__name__)
@@ -52,24 +53,16 @@ def token_strings(tok: Tokenizer, vocab_size: int) -> list[str]:
     return [tok.decode([i], skip_special_tokens=False) if i < n else f"<{i}>" for i in range(vocab_size)]
 
 
-def sample_windows(inp: RunInput, corpus: data.Corpus, cfg: TableConfig) -> torch.Tensor:
-    """Random windows [N, W] of the run's pretraining text (a seeded sample of train-split files), a function of
-    the corpus, the tokenizer and the seed only."""
+def sample_windows(inp: RunInput, text: TrainingText, cfg: TableConfig) -> torch.Tensor:
+    """Random windows [N, W] of the run's pretraining text (a seeded sample of train-split files and generated
+    documents, in the run's mixture), a function of the text's recipe, the tokenizer and the seed only."""
     run = inp.run
     width = min(cfg.window, run.cfg.model.n_ctx)
-    pool = data.sample_tokens(corpus, inp.tokenizer, "train", POOL_MULT * cfg.tokens, SAMPLE_SEED)  # [n]
+    pool = text.pool("train", POOL_MULT * cfg.tokens, SAMPLE_SEED)  # [n]
     if len(pool) <= width:
         raise UserError(f"{run.path}: the corpus has {len(pool)} training tokens, too few for a window of {width}")
     n = max(1, -(-cfg.tokens // width))
     return data.sample_batch(pool, width - 1, n, SAMPLE_SEED, 0)  # [N, W]
-
-
-def training_chars(corpus: data.Corpus) -> str:
-    """Every distinct character of the corpus's train split, sorted (about 0.3 s for the demo corpus)."""
-    seen: set[str] = set()
-    for text in data.iter_texts(corpus, "train"):
-        seen.update(text)
-    return "".join(sorted(seen))
 
 
 @contextmanager

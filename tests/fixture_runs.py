@@ -24,7 +24,7 @@ from trainer.train import TrainOptions, train
 XSS = "<img src=x onerror=alert(1)>"
 MEAN_TOKENS = 4096
 TASKS = {  # name: (target, alternative): a suite task, a suite task whose answers are labels, a task not in the suite
-    "lambda_func": (":", "("),
+    "lambda_func": (":", "(self"),
     "var_swap": ("first name", "second name"),
     "bool_literal": (" True", " False"),
 }

@@ -108,12 +108,15 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """The standard-library corpus and the tokenizer."""
+    """The training text (the standard library, generated simple Python, or a mixture) and the tokenizer."""
 
     tokenizer: str = "stdlib-2k"  # a tokenizer shipped in trainer/assets, or a path to a tokenizer.json
     include_tests: bool = False  # include the stdlib's test suites
     val_frac: float = 0.05  # fraction of files held out for validation (split by file)
     max_bytes: int = 0  # cap on corpus bytes (whole files, in corpus order); 0 = no cap
+    strip_comments: bool = False  # the stdlib's files without comments and docstrings (trainer.pysource)
+    tinypython: float = 0.0  # fraction of each batch's windows drawn from generated simple Python (trainer.tinypython)
+    tinypython_seed: int = 0  # the generated text's seed (training and validation draw disjoint documents)
 
 
 @dataclass(frozen=True)
@@ -253,6 +256,8 @@ def _check(cfg: RunConfig, source: str) -> None:
         (t.snapshot_every >= 0, "train.snapshot_every must be >= 0 (0 = no snapshots)"),
         (t.bf16 in ("auto", "on", "off"), "train.bf16 must be 'auto', 'on' or 'off'"),
         (0 < d.val_frac < 1 and d.max_bytes >= 0, "data.val_frac must be in (0, 1) and data.max_bytes >= 0"),
+        (0 <= d.tinypython <= 1, "data.tinypython must be in [0, 1] (the fraction of windows of generated simple Python)"),
+        (0 <= d.tinypython_seed < 2**63, "data.tinypython_seed must be in [0, 2**63)"),
     ]
     for ok, message in rules:
         if not ok:

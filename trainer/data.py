@@ -1,4 +1,5 @@
 """The standard-library corpus: file selection, train/val split, cached token shards and batches.
+With `strip_comments` the files' text loses its comments and docstrings (trainer.pysource).
 
 Corpus rule. The corpus is every `.py` file under the running Python's stdlib folder
 (`sysconfig.get_paths()["stdlib"]`), ordered by POSIX relative path, except:
@@ -34,6 +35,7 @@ from tokenizers import Tokenizer
 from trainer.config import DataConfig
 from trainer.errors import UserError
 from trainer.fileio import atomic_write_bytes
+from trainer.pysource import STRIP_VERSION, strip_comments
 from trainer.tokenizer import eot_id, tokenizer_sha256
 
 log = logging.getLogger(__name__)
@@ -53,8 +55,14 @@ class Corpus:
     root: Path  # the stdlib folder
     files: tuple[str, ...]  # POSIX paths relative to root, in corpus order
     val: frozenset[str]  # the files held out for validation
-    sha256: str  # over (relpath, bytes) of every file in order: the run's corpus provenance
+    sha256: str  # over (relpath, bytes) of every file in order (and the stripper's version when stripped)
     nbytes: int  # total size of the files
+    strip: bool = False  # the files' text without comments and docstrings (trainer.pysource)
+
+    def text(self, rel: str) -> str:
+        """One file's text as the corpus holds it."""
+        text = (self.root / rel).read_bytes().decode("utf-8")
+        return strip_comments(text) if self.strip else text
 
     def split_files(self, split: str) -> list[str]:
         """Files of one split ("train" or "val"), in corpus order."""
@@ -94,8 +102,10 @@ def load_corpus(cfg: DataConfig, root: Path | None = None) -> Corpus:
         raise UserError(f"data.max_bytes = {cfg.max_bytes} is smaller than the first corpus file: raise it")
     val = _val_files(sizes, cfg.val_frac)
     nbytes = sum(sizes.values())
+    if cfg.strip_comments:
+        digest = hashlib.sha256(f"{digest}\nstrip_comments={STRIP_VERSION}".encode()).hexdigest()
     log.debug("corpus %s: %d files (%d val), %d bytes", root, len(sizes), len(val), nbytes)
-    return Corpus(root=root, files=tuple(sizes), val=val, sha256=digest, nbytes=nbytes)
+    return Corpus(root=root, files=tuple(sizes), val=val, sha256=digest, nbytes=nbytes, strip=cfg.strip_comments)
 
 
 def _candidate_files(root: Path, include_tests: bool) -> list[str]:
@@ -179,7 +189,7 @@ def _take_bytes(order: list[str], sizes: dict[str, int], target: float) -> list[
 def iter_texts(corpus: Corpus, split: str) -> Iterator[str]:
     """The text of every file of a split, in corpus order."""
     for rel in corpus.split_files(split):
-        yield (corpus.root / rel).read_bytes().decode("utf-8")
+        yield corpus.text(rel)
 
 
 def shard_key(corpus: Corpus, tok: Tokenizer) -> str:
@@ -223,7 +233,7 @@ def _encode_files(corpus: Corpus, tok: Tokenizer, files: list[str], batch: int) 
     """Each file as uint16 token ids preceded by the EOT id, in order, `batch` files per tokenizer call."""
     eot = eot_id(tok)
     for start in range(0, len(files), batch):
-        texts = [(corpus.root / f).read_bytes().decode("utf-8") for f in files[start:start + batch]]
+        texts = [corpus.text(f) for f in files[start:start + batch]]
         for enc in tok.encode_batch(texts, add_special_tokens=False):
             yield np.array([eot, *enc.ids], dtype=np.uint16)
 

@@ -17,6 +17,7 @@ from tqdm import tqdm
 from trainer import data
 from trainer.fileio import file_sha256
 from trainer.masks import model_device
+from trainer.mixture import load_text
 from trainer.model import GPT
 from trainer.run import MODEL, TOKENIZER, Run, load_tensors, save_tensors
 from trainer.tokenizer import load_tokenizer
@@ -24,6 +25,7 @@ from trainer.tokenizer import load_tokenizer
 log = logging.getLogger(__name__)
 MEANS = "means.safetensors"
 MEANS_SEED = 7  # windows for means are drawn with this seed, apart from the training batches
+MIX_POOL = 2  # a mixture's means draw their windows from a pool of this many times the tokens they average
 ATTENTION_BYTES = 1 << 30  # a batch's attention scores [B, H, T, T] in one layer stay under this (paper shapes: 2 windows)
 SLOW_SECONDS = 600  # a means pass on CPU estimated to take longer than this is announced as a warning
 
@@ -110,9 +112,10 @@ def means_for_run(run: Run, n_tokens: int, cache_dir: Path | None = None, quiet:
         if set(means) == set(run.model.node_locations()):
             return {loc: m.to(device) for loc, m in means.items()}
     log.info("computing mean activations over %d tokens", n_tokens)
-    corpus = data.load_corpus(run.cfg.data)
-    shards = data.build_shards(corpus, load_tokenizer(str(run.path / TOKENIZER)), cache_dir or data.default_cache_dir())
-    stats = compute_mean_stats(run.model, shards.train, n_tokens, quiet=quiet)
+    mixed = run.cfg.data.tinypython > 0  # a mixture's means draw from a pool; the stdlib alone, from its shards
+    text = load_text(run.cfg.data, load_tokenizer(str(run.path / TOKENIZER)), cache_dir, shards=not mixed)
+    tokens = text.pool("train", MIX_POOL * n_tokens, MEANS_SEED) if mixed else text.shards.train
+    stats = compute_mean_stats(run.model, tokens, n_tokens, quiet=quiet)
     save_tensors(path, stats.means, {"model_sha256": model_sha, "tokens": str(n_tokens), "tokens_used": str(stats.tokens),
                                      "mean_sem_max": repr(stats.sem_max())})
     return stats.means

@@ -20,10 +20,11 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 import trainer
-from trainer import data, sparsity
+from trainer import sparsity
 from trainer.config import RunConfig, load_config, to_dict
 from trainer.cputune import keep_freed_memory
 from trainer.errors import UserError
+from trainer.mixture import TrainingText, load_text
 from trainer.model import GPT
 from trainer.fileio import atomic_write_bytes, write_json
 from trainer.run import (CONFIG, METRICS, MODEL, SNAPSHOTS, STATE, TOKENIZER, config_record, load_tensors, read_config,
@@ -75,23 +76,25 @@ def train(cfg: RunConfig, opts: TrainOptions, on_step: Callable[[int], None] | N
         tok = load_tokenizer(cfg.data.tokenizer)
         if tok.get_vocab_size() != cfg.model.vocab_size:
             raise UserError(f"model.vocab_size = {cfg.model.vocab_size} but tokenizer {cfg.data.tokenizer!r} has {tok.get_vocab_size()} tokens")
-        corpus = data.load_corpus(cfg.data)
-        shards = _shards(corpus, tok, opts, ddp)
+        text = _training_text(cfg, tok, opts, ddp)
+        record = text.record()
         torch.manual_seed(cfg.train.seed)
         model = GPT(cfg.model).to(device)
         plan = sparsity.plan_sparsity(dict(model.named_parameters()), cfg.sparsity) if cfg.sparsity.enabled else None
         optimizer = make_optimizer(model, cfg, device)
         provenance = {
-            "code_version": trainer.__version__, "corpus_sha256": corpus.sha256, "python": platform.python_version(),
+            "code_version": trainer.__version__, "corpus_sha256": record["sha256"], "python": platform.python_version(),
             "seed": cfg.train.seed, "tokenizer_sha256": tokenizer_sha256(tok), "torch": torch.__version__,
         }
+        if set(record["components"]) != {"stdlib"}:
+            provenance["corpus"] = record["components"]  # the mixture's parts: fingerprints and shares
         if ddp.main and not opts.resume:
             _start_run_dir(opts.out, cfg, provenance, tok.to_str())
         _barrier(ddp)
         start = _load_checkpoint(opts.out, model, optimizer) if opts.resume else 0
         if ddp.main:
             truncate_metrics(opts.out / METRICS, start)  # a resumed run logs each step once
-        _loop(cfg, opts, ddp, model, optimizer, plan, shards, start, on_step)
+        _loop(cfg, opts, ddp, model, optimizer, plan, text, start, on_step)
         if ddp.main:
             save_tensors(opts.out / MODEL, model.state_dict(), pack=True)
             log.info("wrote %s", opts.out / MODEL)
@@ -101,7 +104,7 @@ def train(cfg: RunConfig, opts: TrainOptions, on_step: Callable[[int], None] | N
             dist.destroy_process_group()
 
 
-def _loop(cfg, opts, ddp, model, optimizer, plan, shards, start, on_step) -> None:
+def _loop(cfg, opts, ddp, model, optimizer, plan, text, start, on_step) -> None:
     """Run steps start..steps-1 with logging, evaluation, checkpoints and Ctrl-C handling."""
     t = cfg.train
     net = DistributedDataParallel(model) if ddp.world > 1 else model
@@ -118,7 +121,7 @@ def _loop(cfg, opts, ddp, model, optimizer, plan, shards, start, on_step) -> Non
             lr = sparsity.lr_at(step, t.steps, t.lr, t.warmup_frac, l0_now, l0_target)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            batch = data.sample_batch(shards.train, cfg.model.n_ctx, t.batch_size, t.seed, step)
+            batch = text.batch("train", cfg.model.n_ctx, t.batch_size, t.seed, step)
             loss = forward_backward(net, batch, ddp, t.micro_batch, autocast)
             if t.grad_rms_norm:
                 sparsity.normalize_grad_rms_(model.parameters())
@@ -129,7 +132,7 @@ def _loop(cfg, opts, ddp, model, optimizer, plan, shards, start, on_step) -> Non
             done = step + 1
             bar.update(1)
             if done % t.log_every == 0 or done == t.steps:
-                val = _val_loss(model, shards.val, cfg, autocast) if done % t.eval_every == 0 or done == t.steps else None
+                val = _val_loss(model, text, cfg, autocast) if done % t.eval_every == 0 or done == t.steps else None
                 seconds = time.perf_counter() - t0
                 row = {"step": done, "tokens": done * tokens_per_step, "loss": round(loss, 5), "lr": lr, "l0": l0_now,
                        "val_loss": None if val is None else round(val, 5), "seconds": round(seconds, 2)}
@@ -177,12 +180,12 @@ def forward_backward(net, batch: torch.Tensor, ddp: Dist, micro: int, autocast) 
 
 
 @torch.no_grad()
-def _val_loss(model: GPT, val, cfg: RunConfig, autocast) -> float:
+def _val_loss(model: GPT, text: TrainingText, cfg: RunConfig, autocast) -> float:
     """Mean loss on a fixed set of validation windows (the same at every evaluation)."""
     model.eval()
     losses = []
     for i in range(cfg.train.eval_batches):
-        batch = data.sample_batch(val, cfg.model.n_ctx, cfg.train.micro_batch, cfg.train.seed + 1, i)
+        batch = text.batch("val", cfg.model.n_ctx, cfg.train.micro_batch, cfg.train.seed + 1, i)
         batch = batch.to(next(model.parameters()).device)
         with autocast:
             logits = model(batch[:, :-1])
@@ -288,13 +291,12 @@ def _load_checkpoint(out: Path, model: GPT, optimizer: torch.optim.Optimizer) ->
 
 
 
-def _shards(corpus, tok, opts: TrainOptions, ddp: Dist) -> data.Shards:
-    """Token shards, built once by rank 0 while the other ranks wait."""
-    cache = opts.cache_dir or data.default_cache_dir()
+def _training_text(cfg: RunConfig, tok, opts: TrainOptions, ddp: Dist) -> TrainingText:
+    """The run's training text; its token shards are built once by rank 0 while the other ranks wait."""
     if ddp.main:
-        shards = data.build_shards(corpus, tok, cache)
+        text = load_text(cfg.data, tok, opts.cache_dir)
     _barrier(ddp)
-    return shards if ddp.main else data.build_shards(corpus, tok, cache)
+    return text if ddp.main else load_text(cfg.data, tok, opts.cache_dir)
 
 
 @contextmanager

@@ -27,7 +27,7 @@ def test_live_shard_has_nodes_answers_ready_prompts_and_models(site, site_runs):
     key, live = shard(out / "data" / "tiny-a" / "lambda_func" / "live.js")
     assert key == "tiny-a/lambda_func/live"
     assert live["nodes"] == [n["id"] for n in rec["nodes"]]  # the circuit model's mask order
-    assert live["answers"] == [tok.token_to_id(":"), tok.token_to_id("(")] and live["n_ctx"] == 64
+    assert live["answers"] == [tok.token_to_id(":"), tok.token_to_id("(self")] and live["n_ctx"] == 64
     examples = [r for r in live["ready"] if r["kind"] == "example"]
     assert examples and all(0 <= r["p_full"] <= 1 and len(tok.encode(r["prompt"]).ids) <= 64 for r in examples)
     assert {r["role"] for r in examples} == {"target", "alternative"}

@@ -27,7 +27,7 @@ from exporter.tables import TaskSample, class_activations, node_activations, tas
 from tests.trainer.test_prune import PLANTED_CORE, planted_batch, planted_model
 from trainer import data, means as means_module
 from trainer.circuit import qk_pairs, resid_links, unembed_edges, weight_edges
-from trainer.config import ModelConfig
+from trainer.config import DataConfig, ModelConfig
 from trainer.jobs import resolve_device
 from trainer.masks import kept_from_ids, model_device
 from trainer.means import MEANS_SEED, ablation_record, compute_mean_stats, compute_means, means_for_run
@@ -198,10 +198,9 @@ def test_means_have_standard_errors_from_window_means():
 def test_means_file_records_tokens_and_error_bar_and_is_not_recomputed(tmp_path, monkeypatch):
     model = tiny_model(2)
     save_tensors(tmp_path / MODEL, model.state_dict())
-    run = Run(tmp_path, SimpleNamespace(data=None), {}, model)
+    run = Run(tmp_path, SimpleNamespace(data=DataConfig()), {}, model)
     tokens = np.random.default_rng(2).integers(0, 64, 4000).astype(np.uint16)
-    monkeypatch.setattr(means_module.data, "load_corpus", lambda cfg: None)
-    monkeypatch.setattr(means_module.data, "build_shards", lambda corpus, tok, cache: SimpleNamespace(train=tokens))
+    monkeypatch.setattr(means_module, "load_text", lambda cfg, tok, cache, shards: SimpleNamespace(shards=SimpleNamespace(train=tokens)))
     monkeypatch.setattr(means_module, "load_tokenizer", lambda path: None)
     assert ablation_record(run, 300) == {"kind": "mean", "tokens": 300, "tokens_used": None, "mean_sem_max": None}
     first = means_for_run(run, 300)

@@ -32,7 +32,7 @@ ORDER = [  # the suite's order (the paper's task list)
     "if_ternary", "var_swap", "indent_for", "lambda_func", "if_equals", "enumerate_range", "var_if",
     "while_return_true",
 ]
-LABELLED = {"class_init", "else_elif", "fstring_brace", "var_swap", "indent_for"}  # answers vary per pair
+LABELLED = {"class_init", "else_elif", "var_swap", "indent_for"}  # answers vary per pair
 N_PAIRS = 300
 N_CTX = 64  # the smallest shipped config (tiny.toml); every prompt must fit it
 EOT_ID = 2047
@@ -122,9 +122,12 @@ def test_labelled_answers_mean_what_the_task_says(suite_pairs: dict) -> None:
         assert pair.prompts[0].rstrip().endswith(":") and not pair.prompts[1].rstrip().endswith(":")
     for pair in suite_pairs["else_elif", "train"]:
         assert pair.prompts[0].endswith("else") and pair.prompts[1].endswith("elif") and pair.answers[0] == ":\n"
-    for pair in suite_pairs["fstring_brace", "train"]:
-        assert pair.answers[1] == "0" and re.search(rf"\b{pair.answers[0]}\b", pair.prompts[0].rsplit("\n", 1)[0])
-        assert pair.prompts[0].replace('f"', '"').replace("f'", "'") == pair.prompts[1]
+    for pair in suite_pairs["fstring_brace", "train"]:  # the same prompt but for the f prefix; a named field
+        assert pair.answers == ('")', '"') and pair.prompts[0].replace('f"', '"') == pair.prompts[1]
+        assert re.search(r'f"[^"\n]*\{\w+\}[^"\n]*$', pair.prompts[0])
+    for pair in suite_pairs["lambda_func", "train"]:  # a lambda in a method vs a method's def
+        assert pair.answers == (":", "(self") and "lambda " in pair.prompts[0].rsplit("\n", 1)[1]
+        assert re.fullmatch(r"    def \w+", pair.prompts[1].rsplit("\n", 1)[1])
 
 
 def test_prompts_vary(suite_pairs: dict) -> None:

@@ -28,7 +28,7 @@ ODD_TEXTS = [
 ]
 
 # Tokens the task suite relies on; all single tokens in the shipped stdlib-2k tokenizer.
-SINGLE_TOKENS = ['")', "')", "=None", "):", ".add", " +=", " as", ":", ",", "r", "w", "]", " in",
+SINGLE_TOKENS = ['")', "')", "=None", "):", ".add", " +=", " as", ":", ",", "r", "w", "]", " in", "(self", '"',
                  " else", " a", " b", "(", " ==", " =", " range", "\n"]
 
 

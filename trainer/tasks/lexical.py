@@ -88,17 +88,15 @@ def element(rng: random.Random, kind: int) -> str:
 
 
 def fstring_brace(rng: random.Random) -> TaskPair:
-    """In an f-string `{` is followed by a variable name; in a plain string by a format field `0`."""
+    """A string holding a `{name}` field ends the call when it is an f-string (`")`) and goes on to `.format(...)`
+    when it is plain (`"`): the same prompt but for the `f` prefix, nothing to copy."""
     name = rng.choice(BARE_NAMES)
     text, pad = context(rng, [name], extra=1)
-    if rng.random() < 0.5:
-        value = rng.choice(("{}", "self.{}", "{}.strip()", "{}[0]", "str({})")).format(rng.choice(LOCALS))
-        text += f"{pad}{name} = {value}\n"
     lead = rng.choice(("", words(rng, 1, 3) + " ", words(rng, 1, 2) + ": ", words(rng, 1, 1) + "="))
-    start = rng.choice(("print(", "raise ValueError(", "logger.info(", "msg = ", "return ", "lines.append("))
-    quote = rng.choice(('"', "'"))
-    prompts = (f"{text}{pad}{start}f{quote}{lead}{{", f"{text}{pad}{start}{quote}{lead}{{")
-    return TaskPair(prompts=prompts, answers=(name, "0"))
+    tail = rng.choice(("", "", " " + words(rng, 1, 2), "!", "."))
+    start = rng.choice(("print(", "raise ValueError(", "logger.info(", "lines.append(", "sys.stderr.write("))
+    body = f'{lead}{{{name}}}{tail}'
+    return TaskPair(prompts=(f'{text}{pad}{start}f"{body}', f'{text}{pad}{start}"{body}'), answers=('")', '"'))
 
 
 def indent_for(rng: random.Random) -> TaskPair:

@@ -92,14 +92,17 @@ def if_ternary(rng: random.Random) -> TaskPair:
 
 
 def lambda_func(rng: random.Random) -> TaskPair:
-    """`lambda x` continues with `:`, `def f` with `(`."""
+    """`lambda x` continues with `:`; a method's `def f` with `(self` (how real code opens a method's parameters:
+    the tokenizer writes `(self` as one token, and `(` alone rarely follows a def)."""
     fn, arg = rng.choice(CALLBACKS), rng.choice(LAMBDA_ARGS)
-    text, pad = context(rng, rng.sample(LOCALS, rng.randint(0, 2)))
+    attrs = pick(rng, NAMES, rng.randint(1, 3))
+    text = f"class {rng.choice(CLASSES)}:\n    def __init__(self, {', '.join(attrs)}):\n"
+    text += "".join(f"        self.{a} = {a}\n" for a in attrs)
     if rng.random() < 0.7:
-        lam = f"{pad}{fn} = lambda {arg}"
+        lam = f"        self.{fn} = lambda {arg}"
     else:
-        lam = f"{pad}{rng.choice(LOCALS)}.sort(key=lambda {arg}"
-    return TaskPair(prompts=(f"{text}{lam}", f"{text}{pad}def {fn}"), answers=(":", "("))
+        lam = f"        self.{rng.choice(attrs)}.sort(key=lambda {arg}"
+    return TaskPair(prompts=(f"{text}{lam}", f"{text}\n    def {fn}"), answers=(":", "(self"))
 
 
 def if_equals(rng: random.Random) -> TaskPair:
