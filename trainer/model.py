@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 from contextlib import contextmanager
 
 import numpy as np
@@ -38,28 +39,64 @@ class HookPoint(nn.Module):
 
 
 def abs_topk(x: torch.Tensor, k: int) -> torch.Tensor:
-    """Keep the k entries of largest |x| along the last dim, zero the rest (AbsTopK)."""
+    """Keep the k entries of largest |x| along the last dim, zero the rest (AbsTopK); among entries tied at the k-th
+    |x|, the first by index are kept, on every device. The gradient flows through the kept entries only."""
     if k >= x.shape[-1]:
         return x
     if k <= 0:  # afrac_round = "floor" on a narrow location keeps nothing, as the released code does
         return x * 0
-    return x * topk_mask(x.detach(), k)  # gradient flows through the kept entries only
+    if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and not _in_graph_capture():
+        return _CpuAbsTopK.apply(x, k)
+    return x * topk_mask(x.detach(), k)
+
+
+def _in_graph_capture() -> bool:
+    """Whether the forward is being traced or exported (the graph must hold torch ops only)."""
+    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+
+
+class _CpuAbsTopK(torch.autograd.Function):
+    """AbsTopK on CPU in numpy: the k-th largest |x| of each row by numpy's SIMD selection, the kept entries copied
+    in one pass, the backward one masked multiply (no float mask is ever made)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, k: int) -> torch.Tensor:
+        """x [..., d] -> x with all but k entries per row zeroed."""
+        xn = x.detach().numpy()  # [..., d], strided as x is (numpy reads views such as q, k, v in place)
+        keep = _keep_rows(np.abs(xn), k)  # [..., d] bool
+        ctx.keep = keep
+        return torch.from_numpy(np.multiply(xn, keep))
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        """The gradient of the kept entries; zero elsewhere."""
+        return torch.from_numpy(np.multiply(grad.numpy(), ctx.keep)), None
+
+
+def _keep_rows(a: np.ndarray, k: int) -> np.ndarray:
+    """Bool mask [..., d] of the k largest entries of each row of a (a >= 0), ties at the k-th kept first by index."""
+    d = a.shape[-1]
+    th = np.partition(a, d - k, axis=-1)[..., d - k:d - k + 1]  # [..., 1] each row's k-th largest
+    keep = a >= th  # [..., d]
+    if np.count_nonzero(keep) != keep.size // d * k:  # some row's k-th value is tied: settle those rows by index
+        rows = keep.sum(-1) != k  # [...]
+        sub, t = a[rows], th[rows]  # [n, d], [n, 1]
+        above, tied = sub > t, sub == t
+        need = k - above.sum(-1, keepdims=True)  # [n, 1] tied entries to keep
+        keep[rows] = above | (tied & (np.cumsum(tied, -1) <= need))
+    return keep
 
 
 def topk_mask(x: torch.Tensor, k: int) -> torch.Tensor:
-    """0/1 mask in x's dtype of the k entries of largest |x| along the last dim, exactly k per row."""
-    if x.device.type != "cpu" or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
-        idx = x.abs().topk(k, dim=-1, sorted=False).indices  # [..., k]
-        return torch.zeros_like(x).scatter_(-1, idx, 1.0)
-    # On CPU numpy's introselect finds the k-th largest |x| several times faster than torch.topk.
-    a = np.abs(x.float().numpy())  # [..., d]
-    d = a.shape[-1]
-    keep = a >= np.partition(a, d - k, axis=-1)[..., d - k:d - k + 1]  # [..., d] bool
-    if np.count_nonzero(keep) != keep.size // d * k:  # some row's k-th value is tied: settle those rows with topk
-        ties = torch.from_numpy(keep.sum(-1) != k)  # [...]
-        idx = x[ties].abs().topk(k, dim=-1, sorted=False).indices  # [n_ties, k]
-        keep[ties.numpy()] = torch.zeros(idx.shape[0], d, dtype=torch.bool).scatter_(-1, idx, True).numpy()
-    return torch.from_numpy(keep).to(x.dtype)
+    """0/1 mask in x's dtype of the k entries of largest |x| along the last dim, exactly k per row, ties at the k-th
+    kept first by index (a traced or exported graph keeps torch.topk's choice among ties)."""
+    a = x.abs()
+    if _in_graph_capture():
+        return torch.zeros_like(x).scatter_(-1, a.topk(k, dim=-1, sorted=False).indices, 1.0)
+    th = a.topk(k, dim=-1, sorted=False).values.amin(-1, keepdim=True)  # [..., 1] the k-th largest |x|
+    above, tied = a > th, a == th  # [..., d]
+    need = k - above.sum(-1, keepdim=True)  # [..., 1]
+    return (above | (tied & (tied.cumsum(-1) <= need))).to(x.dtype)
 
 
 class Sparsify(nn.Module):

@@ -259,15 +259,16 @@ def lr_at(step: int, total_steps: int, base_lr: float, warmup_frac: float, l0_no
 
 
 @torch.no_grad()
-def normalize_grad_rms_(params: Iterable[torch.nn.Parameter]) -> float:
-    """Scale all gradients so their global RMS over every element is 1; return the RMS before (0 = no-op)."""
+def normalize_grad_rms_(params: Iterable[torch.nn.Parameter]) -> torch.Tensor:
+    """Scale all gradients so their global RMS over every element is 1; return the RMS before (0: left as they were),
+    a 0-dim tensor on the gradients' device: nothing here waits for the device."""
     grads = [p.grad for p in params if p.grad is not None]
     count = sum(g.numel() for g in grads)
     if count == 0:
-        return 0.0
+        return torch.zeros(())
     sq = torch.stack([g.detach().float().pow(2).sum() for g in grads]).sum()  # scalar
-    rms = float(torch.sqrt(sq / count))
-    if rms > 0:
-        for g in grads:
-            g.mul_(1.0 / rms)
+    rms = torch.sqrt(sq / count)
+    scale = torch.where(rms > 0, 1.0 / rms, torch.ones_like(rms))  # scalar
+    for g in grads:
+        g.mul_(scale.to(g.dtype))
     return rms

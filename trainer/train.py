@@ -112,12 +112,13 @@ def _loop(cfg, opts, ddp, model, optimizer, plan, text, start, on_step) -> None:
     autocast = _autocast(t.bf16, next(model.parameters()).device)
     bar = tqdm(total=t.steps, initial=start, disable=opts.quiet or not ddp.main, unit="step", dynamic_ncols=True)
     tokens_per_step = t.batch_size * cfg.model.n_ctx
+    dense_total = sum(v.numel() for k, v in params.items() if sparsity.is_sparsified(k, v, False))  # a dense run's L0
     t0, stopped = time.perf_counter(), False
     with _sigint_flag() as interrupted:
         for step in range(start, t.steps):
             progress = sparsity.anneal_progress(step + 1, t.steps, cfg.sparsity.anneal_start, cfg.sparsity.anneal_end)
-            l0_now = plan.l0_at(progress) if plan else _dense_l0(params)
-            l0_target = plan.total_target if plan else l0_now
+            l0_now = plan.l0_at(progress) if plan else dense_total  # host numbers: no device read in a step
+            l0_target = plan.total_target if plan else dense_total
             lr = sparsity.lr_at(step, t.steps, t.lr, t.warmup_frac, l0_now, l0_target)
             for group in optimizer.param_groups:
                 group["lr"] = lr
@@ -131,18 +132,21 @@ def _loop(cfg, opts, ddp, model, optimizer, plan, text, start, on_step) -> None:
                 sparsity.apply_topk_(params, plan.k_at(progress), cfg.sparsity.min_per_row)
             done = step + 1
             bar.update(1)
-            if done % t.log_every == 0 or done == t.steps:
+            logged = done % t.log_every == 0 or done == t.steps
+            if logged:  # the only step where the host reads device values
                 val = _val_loss(model, text, cfg, autocast) if done % t.eval_every == 0 or done == t.steps else None
+                loss_value, l0_value = _mean_over_ranks(loss, ddp), l0_now if plan else _dense_l0(params)
                 seconds = time.perf_counter() - t0
-                row = {"step": done, "tokens": done * tokens_per_step, "loss": round(loss, 5), "lr": lr, "l0": l0_now,
-                       "val_loss": None if val is None else round(val, 5), "seconds": round(seconds, 2)}
-                bar.set_postfix(loss=f"{loss:.3f}", l0=l0_now, tok_s=f"{(done - start) * tokens_per_step / seconds:.0f}")
+                row = {"step": done, "tokens": done * tokens_per_step, "loss": round(loss_value, 5), "lr": lr,
+                       "l0": l0_value, "val_loss": None if val is None else round(val, 5), "seconds": round(seconds, 2)}
+                bar.set_postfix(loss=f"{loss_value:.3f}", l0=l0_value, tok_s=f"{(done - start) * tokens_per_step / seconds:.0f}")
                 if ddp.main:
                     with open(opts.out / METRICS, "a") as f:
                         f.write(json.dumps(row, sort_keys=True) + "\n")
             if on_step is not None:
                 on_step(done)
-            stopped = _any_rank(interrupted(), ddp, params['wte.weight'].device)
+            if logged or ddp.world == 1 or done % t.checkpoint_every == 0:  # ranks agree on Ctrl-C at log steps
+                stopped = _any_rank(interrupted(), ddp, params['wte.weight'].device)
             if t.snapshot_every and done % t.snapshot_every == 0 and ddp.main:
                 save_tensors(opts.out / SNAPSHOTS / snapshot_name(done), model.state_dict(), pack=True)
             if (done % t.checkpoint_every == 0 or stopped) and done < t.steps and ddp.main:
@@ -156,13 +160,14 @@ def _loop(cfg, opts, ddp, model, optimizer, plan, text, start, on_step) -> None:
                           f"`circexport train --resume --out {opts.out}`")
 
 
-def forward_backward(net, batch: torch.Tensor, ddp: Dist, micro: int, autocast) -> float:
-    """Forward and backward over this rank's rows of the global batch [B, T+1]; returns the mean loss."""
+def forward_backward(net, batch: torch.Tensor, ddp: Dist, micro: int, autocast) -> torch.Tensor:
+    """Forward and backward over this rank's rows of the global batch [B, T+1]; returns this rank's mean loss, a 0-dim
+    tensor on the device (read it at log steps only: reading waits for the device)."""
     per_rank = batch.size(0) // ddp.world
     rows = batch[ddp.rank * per_rank:(ddp.rank + 1) * per_rank]
     device = next(net.parameters()).device
     chunks = rows.split(micro)
-    total = 0.0
+    total = torch.zeros((), device=device)
     for i, chunk in enumerate(chunks):
         chunk = chunk.to(device)
         x, y = chunk[:, :-1], chunk[:, 1:]  # [b, T]
@@ -171,12 +176,16 @@ def forward_backward(net, batch: torch.Tensor, ddp: Dist, micro: int, autocast) 
             logits = net(x)  # [b, T, vocab]
             loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten()) / len(chunks)
         loss.backward()
-        total += loss.item()
-    if ddp.world > 1:
-        t = torch.tensor(total, device=device)
-        dist.all_reduce(t)
-        total = t.item() / ddp.world
+        total += loss.detach()
     return total
+
+
+def _mean_over_ranks(loss: torch.Tensor, ddp: Dist) -> float:
+    """The global batch's mean loss from each rank's (all ranks call this at the same steps)."""
+    if ddp.world > 1:
+        loss = loss.clone()
+        dist.all_reduce(loss)
+    return float(loss) / ddp.world
 
 
 @torch.no_grad()

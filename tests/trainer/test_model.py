@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from trainer.config import ModelConfig
-from trainer.model import GPT, abs_topk, mask_hook, replace_hook, scale_hook
+from trainer.model import GPT, abs_topk, mask_hook, replace_hook, scale_hook, topk_mask
 from trainer.run import load_model_weights, save_tensors
 
 CFG = ModelConfig(vocab_size=64, n_layer=2, d_model=32, d_head=16, n_ctx=16)
@@ -58,6 +58,22 @@ def test_abs_topk_keeps_exactly_k_largest_magnitudes():
     smallest_kept = torch.where(kept, x.abs(), torch.inf).amin(-1)
     largest_dropped = torch.where(kept, -torch.inf, x.abs()).amax(-1)
     assert (smallest_kept > largest_dropped).all()
+
+
+def test_abs_topk_keeps_ties_first_by_index_on_every_path_and_passes_gradients_of_kept_entries():
+    rows = torch.tensor([[0.5, -0.5, 0.5, 0.5, 1.0, -2.0],  # 2 above the k-th |x|, 4 tied at it: indices 0 kept
+                         [0.0, 0.0, 3.0, 0.0, 0.0, 0.0],  # fewer nonzeros than k: the first zeros by index
+                         [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]])
+    want = torch.tensor([[1, 0, 0, 0, 1, 1], [1, 1, 1, 0, 0, 0], [0, 0, 0, 1, 1, 1]], dtype=torch.bool)
+    x = rows.clone().requires_grad_(True)
+    y = abs_topk(x, 3)  # the CPU path (numpy)
+    assert torch.equal(y, torch.where(want, rows, 0.0))
+    y.sum().backward()
+    assert torch.equal(x.grad, want.float())  # the gradient flows through the kept entries only, zeros included
+    assert torch.equal(topk_mask(rows, 3), want.float())  # the device path (torch ops) agrees
+    big = torch.randn(64, 512).round(decimals=1)  # many ties at the k-th value
+    assert torch.equal(abs_topk(big, 128) != 0, topk_mask(big, 128).bool() & (big != 0))
+    assert torch.equal(abs_topk(big.double(), 128), abs_topk(big, 128).double())
 
 
 def test_every_sparse_location_keeps_k_per_token_and_qkv_topk_spans_heads():

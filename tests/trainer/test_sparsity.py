@@ -344,14 +344,14 @@ def test_normalize_grad_rms() -> None:
     c = nn.Parameter(torch.zeros(2))  # no grad: ignored
     a.grad = torch.full((3, 4), 2.0)
     b.grad = torch.tensor([6.0, 0.0, 0.0, 0.0, 0.0])
-    before = normalize_grad_rms_([a, b, c])
+    before = float(normalize_grad_rms_([a, b, c]))
     assert before == pytest.approx(math.sqrt((12 * 4 + 36) / 17))
     rms = math.sqrt((a.grad.pow(2).sum() + b.grad.pow(2).sum()).item() / 17)
     assert rms == pytest.approx(1.0)
     assert a.grad[0, 0].item() == pytest.approx(2.0 / before)
     a.grad.zero_()
     b.grad.zero_()
-    assert normalize_grad_rms_([a, b]) == 0.0
+    assert float(normalize_grad_rms_([a, b])) == 0.0
     assert a.grad.abs().sum() == 0
 
 
