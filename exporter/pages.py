@@ -308,6 +308,8 @@ FAITHFULNESS = (
     ("full model", "loss_full", "acc_full", "nothing ablated"),
     ("circuit", "loss_circuit", "acc_circuit", "every node outside the circuit mean-ablated"),
     ("inverse", "loss_inverse", None, "only the circuit's nodes mean-ablated"),
+    ("inverse, bias refit", "loss_inverse_refit", None,
+     "the inverse with one logit offset between the answers refit on the eval split (what a bias alone restores)"),
     ("empty", "loss_empty", None, "every node mean-ablated"),
     ("random", "loss_random_mean", None, "random circuits with as many nodes per location (mean ± sd)"),
     ("attribution", "loss_attribution_same_k", None, "as many nodes, chosen by gradient attribution"),

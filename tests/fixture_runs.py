@@ -74,7 +74,7 @@ def write_circuit(run_dir: Path, name: str, target: str, alternative: str, per_m
                  "target": target, "alternative": alternative, "target_loss": 0.7},
         "ablation": {"kind": "mean", "tokens": MEAN_TOKENS},
         "metrics": {"loss_full": 0.45, "acc_full": 0.8, "loss_circuit": 0.62, "acc_circuit": 0.7, "loss_inverse": 0.69,
-                    "loss_empty": 0.693, "loss_random_mean": 0.69, "loss_random_sd": 0.01, "loss_attribution_same_k": 0.68,
+                    "loss_inverse_refit": 0.5, "inverse_refit_offset": 1.5, "loss_empty": 0.693, "loss_random_mean": 0.69, "loss_random_sd": 0.01, "loss_attribution_same_k": 0.68,
                     "attribution_nodes_at_target": None, "attribution_edges_at_target": None,
                     "loss_circuit_frozen_norm": 0.64},
         "counts": counts(kept, edges, unembed, links, pairs),

@@ -26,10 +26,37 @@ def control_threshold(target: float) -> float:
 
 
 def faithfulness_checks(metrics: dict[str, Any], target: float) -> dict[str, bool]:
-    """Verdicts on the test split: the circuit is sufficient, necessary, and better than random circuits of its shape."""
-    return {"sufficient": metrics["loss_circuit"] <= target,
-            "necessary": metrics["loss_inverse"] >= control_threshold(target),
-            "beats_random": metrics["loss_random_mean"] >= control_threshold(target)}
+    """Verdicts on the test split: the circuit is sufficient, necessary (also once the ablated model's answer bias is
+    refit, where the file has that loss), and better than random circuits of its shape."""
+    checks = {"sufficient": metrics["loss_circuit"] <= target,
+              "necessary": metrics["loss_inverse"] >= control_threshold(target),
+              "beats_random": metrics["loss_random_mean"] >= control_threshold(target)}
+    if metrics.get("loss_inverse_refit") is not None:
+        checks["necessary_refit"] = metrics["loss_inverse_refit"] >= control_threshold(target)
+    return checks
+
+
+def pair_sides(n_rows: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """+1 for rows whose correct answer is their pair's first (rows 2i), -1 for the others [N]."""
+    return 1.0 - 2.0 * (torch.arange(n_rows, device=device) % 2)
+
+
+def offset_loss(two: torch.Tensor, sides: torch.Tensor, offset: float) -> float:
+    """Pair loss of logits [N, 2] (correct, wrong) with `offset` added to each pair's first answer's logit."""
+    margin = two[:, 0].double() - two[:, 1].double() + sides.double() * offset  # [N]
+    return float(torch.nn.functional.softplus(-margin).mean())
+
+
+def refit_offset(two: torch.Tensor, sides: torch.Tensor, steps: int = 60) -> float:
+    """The logit offset between a task's two answers that minimizes the pair loss of logits [N, 2] (bisection on the
+    slope of a convex function of one variable, within +-100): what a model biased towards one answer needs."""
+    d, s = two[:, 0].double() - two[:, 1].double(), sides.double()  # [N] each
+    lo, hi = -100.0, 100.0
+    for _ in range(steps):
+        mid = (lo + hi) / 2
+        slope = float(-(s * torch.sigmoid(-(d + s * mid))).mean())
+        lo, hi = (mid, hi) if slope < 0 else (lo, mid)
+    return (lo + hi) / 2
 
 
 def weight_edges(model: GPT, kept: Kept) -> list[dict[str, Any]]:

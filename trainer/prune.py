@@ -11,10 +11,12 @@ from typing import Any
 
 import torch
 
-from trainer.circuit import counts, qk_pairs, resid_links, unembed_edges, weight_edges
+from trainer.circuit import (counts, offset_loss, pair_sides, qk_pairs, refit_offset, resid_links, unembed_edges,
+                             weight_edges)
 from trainer.masks import Kept, NodeMasks, ablate, all_kept, count, kept_ids, model_device, parse_node_id, top_k_kept
 from trainer.model import GPT
 from trainer.tasks import TaskBatch, pair_accuracy, pair_loss
+from trainer.tasks.base import binary_logits
 
 log = logging.getLogger(__name__)
 ATTRIBUTION_CHUNK = 8  # pairs per forward and backward pass of the attribution baseline: bounds its memory
@@ -232,16 +234,20 @@ def faithfulness(model: GPT, means: Mapping[str, torch.Tensor], kept: Kept, spli
     baseline, frozen norms."""
     full, circuit = test.logits(), test.logits(kept)  # [N, vocab] each
     inverse = {loc: ~k for loc, k in kept.items()}
+    ev = Evaluator(model, means, splits.eval)
+    offset = refit_offset(binary_logits(ev.logits(inverse), splits.eval), pair_sides(len(splits.eval.last)))
+    inverse_two = binary_logits(test.logits(inverse), splits.test)  # [N, 2]
     random = random_control(model, means, kept, test, cfg)
     n = count(kept)
     n_pairs = min(cfg.attribution_pairs, splits.train.tokens.size(0) // 2)
     attribution = attribution_scores(model, means, select_pairs(splits.train, torch.arange(n_pairs)))
-    ev = Evaluator(model, means, splits.eval)
     attr_kept, _ = smallest_circuit(attribution, ev, search_target(cfg))
     metrics = {
         "loss_full": float(pair_loss(full, splits.test)), "acc_full": pair_accuracy(full, splits.test),
         "loss_circuit": float(pair_loss(circuit, splits.test)), "acc_circuit": pair_accuracy(circuit, splits.test),
-        "loss_inverse": test.loss(inverse), "loss_empty": test.loss(all_kept(model, False)),
+        "loss_inverse": offset_loss(inverse_two, pair_sides(len(inverse_two)), 0.0),
+        "loss_inverse_refit": offset_loss(inverse_two, pair_sides(len(inverse_two)), offset), "inverse_refit_offset": offset,
+        "loss_empty": test.loss(all_kept(model, False)),
         "loss_random_mean": random[0], "loss_random_sd": random[1],
         "loss_attribution_same_k": test.loss(top_k_kept(attribution, n)),
         "attribution_nodes_at_target": None if attr_kept is None else count(attr_kept),

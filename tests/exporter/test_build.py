@@ -293,6 +293,9 @@ def test_circuit_page_states_each_faithfulness_verdict(site):
     checks = re.search(r'<ul id="faith-checks" class="checks">(.*?)</ul>', html, re.S).group(1)
     verdicts = re.findall(r'<li class="(ok|bad)">(\w+):', checks)
     assert verdicts == [("ok", "Sufficient"), ("bad", "Necessary"), ("bad", "Specific")]
+    assert re.search(r'<li class="bad">Necessary beyond a bias:', checks)  # fixture: refit loss 0.5 < 0.697
+    assert "beyond a bias: with one logit offset between the answers refit on the ablated model, the loss falls below" in checks
+    assert "inverse, bias refit" in html  # its row in the faithfulness table
     assert "reaches the target loss 0.700" in checks and "does not raise the loss to 0.697 or more" in checks
     assert re.search(r'<p id="means-note" class="note">Mean ablation replaces a node by its mean over\s+4,096 pretraining tokens', html)
 

@@ -6,13 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from trainer.circuit import qk_pairs, resid_links, unembed_edges, weight_edges
+from trainer.circuit import (faithfulness_checks, offset_loss, pair_sides, qk_pairs, refit_offset, resid_links,
+                             unembed_edges, weight_edges)
 from trainer.config import ModelConfig
 from trainer.masks import NodeMasks, ablate, all_kept, count, heaviside_ste, kept_from_ids, kept_ids, top_k_kept
 from trainer.means import compute_means
 from trainer.model import GPT
-from trainer.prune import Evaluator, PruneConfig, Splits, greedy_trim, prune_task, smallest_circuit
+from trainer.prune import Evaluator, PruneConfig, Splits, faithfulness, greedy_trim, prune_task, smallest_circuit
 from trainer.tasks import TaskBatch
+from trainer.tasks.base import binary_logits
 
 X, Y, A, B = 0, 1, 2, 3  # context tokens and answer tokens
 PLANTED_CORE = {"0.mlp.act_in:0", "0.mlp.resid_delta:1", "final_resid:1"}
@@ -86,6 +88,7 @@ def test_circuit_meets_target_and_each_node_is_necessary(record):
 def test_ablating_the_circuit_alone_gives_chance(record):
     m = record["metrics"]
     assert m["loss_inverse"] == pytest.approx(math.log(2), abs=0.02)
+    assert m["loss_inverse_refit"] == pytest.approx(math.log(2), abs=0.02)  # no bias to refit: truly necessary
     assert m["loss_empty"] == pytest.approx(math.log(2), abs=0.02)
     assert m["loss_random_mean"] > 0.5  # random 4-node circuits fail
     assert m["loss_circuit_frozen_norm"] <= 0.15
@@ -231,3 +234,39 @@ def test_evaluator_chunks_by_length_give_the_full_batch_logits():
     with torch.no_grad():
         want = model(batch.tokens, batch.last)  # [n, vocab], every prompt padded to 40 tokens
     assert torch.allclose(ev.logits(), want, atol=1e-5)
+
+
+def test_bias_refit_verdict_fails_a_circuit_that_is_necessary_only_through_a_bias():
+    """The planted model plus a bias path: final_resid:15 is 3 on every task prompt but 1 on average over pretraining
+    (token A writes -3 there) and pushes the answers apart; the full model's logit biases cancel it. Ablating only
+    that channel pushes every prompt towards B, so the loss rises ("necessary"), yet the task path is intact: once one
+    logit offset is refit, the ablated model solves the task again, and the refit verdict fails."""
+    model = planted_model()
+    with torch.no_grad():
+        model.wte.weight[A, 15] = -3.0
+        model.lm_head.weight[A, 15], model.lm_head.weight[B, 15] = 20.0, -20.0
+    batch = planted_batch(4)
+    with torch.no_grad():
+        two = binary_logits(model(batch.tokens, batch.last), batch)  # [8, 2]
+    sides = pair_sides(8)
+    with torch.no_grad():
+        model.lm_head.bias[A] += refit_offset(two, sides)  # cancel the full model's bias towards A
+    corpus = np.tile(np.array([X, Y, A], dtype=np.uint16), 2000)
+    means = compute_means(model, corpus, 3000, batch_size=8)
+    splits = Splits(planted_batch(64), planted_batch(32), planted_batch(32))
+    test = Evaluator(model, means, splits.test)
+    kept = kept_from_ids(model, ["final_resid:15"])
+    m = faithfulness(model, means, kept, splits, test, FAST)
+    checks = faithfulness_checks(m, 0.15)
+    assert m["loss_full"] <= 0.15 and m["loss_inverse"] > 1.0 and checks["necessary"]
+    assert m["loss_inverse_refit"] <= 0.15 and not checks["necessary_refit"]
+    assert m["inverse_refit_offset"] > 5  # the refit offset undoes the ablation's push towards B
+
+
+def test_refit_offset_minimizes_the_pair_loss():
+    two = torch.tensor([[1.0, 0.0], [-2.0, 0.0], [0.5, 0.0], [-1.0, 0.0]])  # margins; rows 0, 2 are first answers
+    sides = pair_sides(4)
+    b = refit_offset(two, sides)
+    best = min((offset_loss(two, sides, x / 100), x / 100) for x in range(-500, 501))
+    assert offset_loss(two, sides, b) <= best[0] + 1e-9 and b == pytest.approx(best[1], abs=0.01)
+    assert offset_loss(two, sides, 0.0) == pytest.approx(float(torch.nn.functional.softplus(-two[:, 0]).mean()))
