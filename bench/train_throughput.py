@@ -1,4 +1,5 @@
-"""Training throughput side by side in one process: dense, sparse weights, sparse weights + AbsTopK.
+"""Training throughput side by side in one process: dense, sparse weights, sparse weights + AbsTopK (ours, and as
+openai/circuit_sparsity's train.py does it: torch.topk of |x|, a 0/1 mask by scatter, x times the mask).
 
 Usage: python bench/train_throughput.py [--config demo] [--rounds 3] [--steps 5] [--bf16]
 Prints tokens/s of each variant on the same shapes, the ratios to dense, and model FLOP
@@ -11,6 +12,7 @@ import argparse
 import statistics
 import sys
 import time
+import types
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the source tr
 from trainer import sparsity  # noqa: E402
 from trainer.config import RunConfig, load_config  # noqa: E402
 from trainer.cputune import keep_freed_memory  # noqa: E402
-from trainer.model import GPT  # noqa: E402
+from trainer.model import GPT, Sparsify  # noqa: E402
 from trainer.train import Dist, forward_backward, make_optimizer  # noqa: E402
 
 
@@ -44,13 +46,25 @@ def flops_per_token(cfg: RunConfig) -> float:
     return 6 * n_matmul + 12 * m.n_layer * m.n_ctx * m.d_model
 
 
+def reference_abs_topk(module: Sparsify, x: torch.Tensor) -> torch.Tensor:
+    """AbsTopK the way the reference implementation computes it: topk indices of |x|, scattered into a 0/1 mask."""
+    if module.k >= x.shape[-1]:
+        return x
+    idx = x.abs().topk(module.k, dim=-1, sorted=False).indices  # [..., k]
+    return x * torch.zeros_like(x).scatter_(-1, idx, 1.0)
+
+
 class Variant:
     """One model + optimizer + (optional) sparsity plan, stepped on shared batches."""
 
-    def __init__(self, name: str, cfg: RunConfig, bf16: bool) -> None:
+    def __init__(self, name: str, cfg: RunConfig, bf16: bool, reference_topk: bool = False) -> None:
         torch.manual_seed(0)
         self.name, self.cfg = name, cfg
         self.model = GPT(cfg.model)
+        if reference_topk:
+            for module in self.model.modules():
+                if isinstance(module, Sparsify):
+                    module.forward = types.MethodType(reference_abs_topk, module)
         self.params = dict(self.model.named_parameters())
         self.plan = sparsity.plan_sparsity(self.params, cfg.sparsity) if cfg.sparsity.enabled else None
         self.opt = make_optimizer(self.model, cfg, torch.device("cpu"))
@@ -85,7 +99,8 @@ def main() -> None:
     weights = replace(base, model=replace(m, afrac=1.0), sparsity=replace(base.sparsity, enabled=True))
     full = replace(base, sparsity=replace(base.sparsity, enabled=True))
     variants = [Variant("dense", dense, args.bf16), Variant("sparse weights", weights, args.bf16),
-                Variant("sparse weights + AbsTopK", full, args.bf16)]
+                Variant("sparse weights + AbsTopK", full, args.bf16),
+                Variant("same, AbsTopK as reference", full, args.bf16, reference_topk=True)]
     gen = torch.Generator().manual_seed(0)
     batch = torch.randint(0, m.vocab_size, (base.train.batch_size, m.n_ctx + 1), generator=gen)
     for v in variants:  # warm-up
