@@ -20,9 +20,9 @@ from exporter import pages, workers
 from exporter.inputs import RunInput, demo_runs, read_runs
 from exporter.render import ASSETS, SiteWriter, template_dir
 from exporter.tables import TableConfig, sample_windows, task_sample
-from trainer.mixture import load_text
 from trainer.cputune import return_freed_memory
 from trainer.errors import UserError
+from trainer.mixture import load_text
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1

@@ -34,7 +34,7 @@ def write_standalone(site: Any, rel: str, graph: dict[str, Any]) -> str:
     nodes = graph["nodes"]
     answers = [f"answer:{a['role']}:{a['token']}" for a in graph["answers"]]
     names = [n["id"] for n in nodes] + answers
-    src, dst, weight, color, label = [], [], [], [], []
+    src, dst, weight = [], [], []
     for s, d, w in graph["edges"]:
         src.append(nodes[s]["id"]), dst.append(nodes[d]["id"]), weight.append(w)
     for s, a, w in graph["unembed"]:

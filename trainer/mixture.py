@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -113,7 +112,3 @@ def stream_seed(key: str) -> int:
     """A generator seed from a stream key (sha256: the same on every machine)."""
     return int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big")
 
-
-def documents(cfg: DataConfig, split: str) -> Iterator[str]:
-    """Generated documents of a split (those its pool draws first), for corpus statistics."""
-    return tinypython.documents(stream_seed(f"{split}/{cfg.tinypython_seed}/pool/0"))

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from tests.fixture_runs import XSS
-from tests.web.conftest import Watch, playwright_api
+from tests.web.conftest import playwright_api
 from tests.web.test_tokenizer_js import snippets
 
 playwright_api()  # skips this module without Chromium or playwright
