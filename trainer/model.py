@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 from contextlib import contextmanager
@@ -15,6 +16,7 @@ import torch.nn.functional as F
 from trainer.config import ModelConfig
 
 HookFn = Callable[[torch.Tensor], torch.Tensor]
+ROWS_PER_THREAD = 2048  # AbsTopK on CPU splits its rows over threads in chunks of at least this many
 SINK_SCORES = 1 << 25  # entries of attention scores the sink path holds at once (128 MB in fp32) on long inputs
 
 # Node locations of one layer (the node ids' locations), in forward order; plus the final residual stream.
@@ -61,16 +63,45 @@ class _CpuAbsTopK(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, k: int) -> torch.Tensor:
-        """x [..., d] -> x with all but k entries per row zeroed."""
-        xn = x.detach().numpy()  # [..., d], strided as x is (numpy reads views such as q, k, v in place)
-        keep = _keep_rows(np.abs(xn), k)  # [..., d] bool
-        ctx.keep = keep
-        return torch.from_numpy(np.multiply(xn, keep))
+        """x [..., d] -> x with all but k entries per row zeroed; rows split over torch's intra-op threads (numpy
+        releases the GIL while it selects)."""
+        xn = x.detach().numpy().reshape(-1, x.shape[-1])  # [n, d], strided as x is (views such as q, k, v read in place)
+        out, keep = np.empty(xn.shape, xn.dtype), np.empty(xn.shape, np.bool_)  # [n, d] each
+
+        def rows(lo: int, hi: int) -> None:
+            keep[lo:hi] = _keep_rows(np.abs(xn[lo:hi]), k)
+            np.multiply(xn[lo:hi], keep[lo:hi], out=out[lo:hi])
+
+        _split_rows(rows, len(xn), max(1, min(torch.get_num_threads(), len(xn) // ROWS_PER_THREAD)))
+        ctx.keep = keep.reshape(x.shape)
+        return torch.from_numpy(out).view(x.shape)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         """The gradient of the kept entries; zero elsewhere."""
         return torch.from_numpy(np.multiply(grad.numpy(), ctx.keep)), None
+
+
+def _split_rows(fn: Callable[[int, int], None], n: int, parts: int) -> None:
+    """fn(lo, hi) over `parts` consecutive ranges of n rows, each but the first on a thread of its own; an error in
+    any part is raised here."""
+    bounds = np.linspace(0, n, parts + 1).astype(int).tolist()
+    errors: list[BaseException] = []
+
+    def part(lo: int, hi: int) -> None:
+        try:
+            fn(lo, hi)
+        except BaseException as e:  # noqa: BLE001 - re-raised by the caller's thread
+            errors.append(e)
+
+    helpers = [threading.Thread(target=part, args=(lo, hi)) for lo, hi in zip(bounds[1:-1], bounds[2:])]
+    for t in helpers:
+        t.start()
+    part(bounds[0], bounds[1])
+    for t in helpers:
+        t.join()
+    if errors:
+        raise errors[0]
 
 
 def _keep_rows(a: np.ndarray, k: int) -> np.ndarray:

@@ -1,6 +1,7 @@
 """Tests of the GPT: hook names and shapes, AbsTopK, cache vs manual computation, interventions, save/load."""
 
 import math
+import threading
 
 import pytest
 import torch
@@ -221,3 +222,32 @@ def test_sink_attention_in_blocks_of_queries_equals_the_whole(monkeypatch):
         monkeypatch.setattr(model_module, "SINK_SCORES", 3 * 2 * 100 * 7)  # blocks of 7 queries, the last one short
         blocks = model(x)
     assert torch.allclose(whole, blocks, atol=1e-6, rtol=0)
+
+
+def test_abs_topk_split_over_threads_equals_one_thread_and_raises_errors(monkeypatch):
+    import trainer.model as model_module
+
+    x = torch.randn(5000, 64).round(decimals=1).requires_grad_(True)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    one = abs_topk(x, 16)
+    one.sum().backward()
+    grad_one, x.grad = x.grad.clone(), None
+    torch.set_num_threads(3)
+    monkeypatch.setattr(model_module, "ROWS_PER_THREAD", 1000)
+    try:
+        many = abs_topk(x, 16)
+        many.sum().backward()
+        assert torch.equal(one, many) and torch.equal(grad_one, x.grad)
+        keep_rows = model_module._keep_rows
+
+        def fail_off_main(a, k):
+            if threading.current_thread() is not threading.main_thread():
+                raise ZeroDivisionError("in a helper thread")
+            return keep_rows(a, k)
+
+        monkeypatch.setattr(model_module, "_keep_rows", fail_off_main)
+        with pytest.raises(ZeroDivisionError, match="in a helper thread"):  # raised here, never half a result
+            abs_topk(x.detach(), 16)
+    finally:
+        torch.set_num_threads(before)
