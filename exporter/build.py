@@ -22,7 +22,13 @@ from exporter.render import ASSETS, SiteWriter, template_dir
 from exporter.tables import TableConfig, sample_windows, task_sample
 from trainer.cputune import return_freed_memory
 from trainer.errors import UserError
+from trainer.fileio import exchange_paths
 from trainer.mixture import load_text
+
+try:
+    import fcntl  # POSIX: one build at a time per output folder
+except ImportError:  # Windows: no lock
+    fcntl = None
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
@@ -133,31 +139,73 @@ def check_output(out: Path) -> None:
 
 @contextlib.contextmanager
 def staging(out: Path) -> Iterator[Path]:
-    """A temporary folder next to `out` that replaces it when the block succeeds and is deleted when it fails."""
+    """A temporary folder next to `out` that takes its place in one step when the block succeeds (the previous site
+    stays at `out` up to that instant) and is deleted when it fails; one build at a time per output folder."""
+    with output_lock(out):
+        remove_stale(out)
+        try:
+            tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
+        except OSError as e:
+            raise UserError(f"cannot write the site to {out}: {e.strerror or e}; choose another -o") from None
+        try:
+            yield tmp
+            os.chmod(tmp, 0o755)  # mkdtemp makes it private; a site is for reading
+            publish(tmp, out)
+        except OSError as e:
+            raise UserError(f"cannot write the site to {out}: {e.strerror or e}; the previous site is untouched") from None
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)  # after a swap, the previous site
+
+
+@contextlib.contextmanager
+def output_lock(out: Path) -> Iterator[None]:
+    """Hold the lock file `.<name>.lock` next to `out` for the block; a UserError while another build holds it."""
+    path = out.parent / f".{out.name}.lock"
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as e:
         raise UserError(f"cannot write the site to {out}: {e.strerror or e}; choose another -o") from None
     try:
-        yield tmp
-        os.chmod(tmp, 0o755)  # mkdtemp makes it private; a site is for reading
-        old = None
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.replace(out, old / "site")
-        try:
-            os.replace(tmp, out)
-        except OSError:
-            if old is not None:
-                os.replace(old / "site", out)  # put the previous site back
-            raise
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except OSError as e:
-        raise UserError(f"cannot write the site to {out}: {e.strerror or e}; the previous site is untouched") from None
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise UserError(f"another circexport build is writing {out} (it holds {path}); wait for it to end, "
+                                "or choose another -o") from None
+        yield
     finally:
+        os.close(fd)  # releases the lock
+
+
+def remove_stale(out: Path) -> None:
+    """Clean what interrupted builds left next to `out` (the lock is held: no build is running): a previous site
+    left aside by a build killed between two renames goes back to `out` if `out` is missing; the rest is deleted."""
+    for old in sorted(out.parent.glob(f".{out.name}.old-*")):
+        if not out.exists() and (old / "site" / MANIFEST).is_file():
+            os.replace(old / "site", out)
+        shutil.rmtree(old, ignore_errors=True)
+    for tmp in out.parent.glob(f".{out.name}.building-*"):
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def publish(tmp: Path, out: Path) -> None:
+    """Put the built site at `out` in one step: swapped with the previous site (which lands in `tmp`), or renamed
+    where there is none. Where the system cannot swap, two renames, and a kill between them leaves the previous site
+    in `.<name>.old-*`, which the next build puts back."""
+    if not out.exists():
+        os.rename(tmp, out)
+        return
+    if exchange_paths(tmp, out):
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+    os.replace(out, old / "site")
+    try:
+        os.replace(tmp, out)
+    except OSError:
+        os.replace(old / "site", out)  # put the previous site back
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def write_manifest(root: Path, runs: list[RunInput]) -> None:

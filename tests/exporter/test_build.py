@@ -1,10 +1,15 @@
 """Tests of `circexport build`: the files it writes, determinism, relative links, atomic swap, bad input."""
 
 import hashlib
+import fcntl
 import json
 import os
 import re
 import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 import shutil
 from html.parser import HTMLParser
 
@@ -12,6 +17,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from exporter import build as build_module
 from exporter import pages
 from exporter.build import build
 from exporter.cli import main
@@ -98,7 +104,7 @@ def test_an_error_in_a_build_process_fails_the_build_and_keeps_the_old_site(old_
     with pytest.raises(UserError, match="a build process was killed by signal 9 .*--jobs 1"):
         build([site_runs["a"], site_runs["b"]], out, fast_options(onnx=False, jobs=2))
     assert (out / "manifest.json").read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["site"]  # no temporary folders left behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".site.lock", "site"]  # no temporary folders left behind
 
 
 class _Links(HTMLParser):
@@ -191,7 +197,7 @@ def test_failed_build_leaves_the_previous_site_untouched(site, site_runs, tmp_pa
     with pytest.raises(KeyboardInterrupt):
         build([site_runs["a"]], out, fast_options(onnx=False))
     assert (out / "manifest.json").read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["site"]  # no temporary folders left behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".site.lock", "site"]  # no temporary folders left behind
 
 
 @pytest.fixture
@@ -332,7 +338,7 @@ def test_pages_limits_warn_naming_the_file_and_fail_with_pages(old_site, site_ru
     line = one_error_line(CliRunner().invoke(main, [*args, str(out), "--pages"]))
     assert "ort-wasm-simd-threaded.wasm.gz.js is" in line and "--no-onnx" in line and "untouched" in line
     assert folder_hash(out) == before  # the previous site, byte for byte
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["site", "warned"]  # no temporary folders left behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".site.lock", ".warned.lock", "site", "warned"]  # no temporary folders
 
 
 def test_node_page_onnx_snippet_runs_as_shown_from_the_site_root(site, site_runs, monkeypatch, capsys):
@@ -355,3 +361,81 @@ def test_node_page_onnx_snippet_runs_as_shown_from_the_site_root(site, site_runs
         _, acts = CircuitModel(run.run.model, run.means, c.node_ids)(torch.tensor([ids]), torch.ones(len(c.node_ids)),
                                                                      torch.tensor([json.loads(re.search(r'"answers": np\.array\(\[(\[[0-9, ]*\])\]\)', snippet).group(1))]))
     assert got == pytest.approx(float(acts[0, -1, c.node_ids.index(node)]), abs=1e-4)
+
+
+def complete_site(out):
+    """Whether `out` holds a whole site: every file its manifest lists, with that content."""
+    manifest = json.loads((out / "manifest.json").read_text())
+    return all(hashlib.sha256((out / rel).read_bytes()).hexdigest() == entry["sha256"]
+               for rel, entry in manifest["files"].items())
+
+
+KILLED_BUILD = """
+import sys, time
+from pathlib import Path
+from exporter import build as b
+from tests.conftest import fast_options
+pause = float(sys.argv[3])
+if pause:  # widen the moments around the swap so the kill can land there
+    publish = b.publish
+    def slow_publish(tmp, out):
+        time.sleep(pause); publish(tmp, out); time.sleep(pause)
+    b.publish = slow_publish
+print("building", flush=True)
+b.build([Path(sys.argv[1])], Path(sys.argv[2]), fast_options(onnx=False, jobs=1))
+"""
+
+
+def test_a_killed_build_always_leaves_a_whole_site_and_the_next_build_cleans_up(old_site, site_runs, tmp_path):
+    out, before = old_site
+    root = Path(__file__).resolve().parents[2]
+    script = tmp_path / "killed_build.py"
+    script.write_text(KILLED_BUILD)
+    left = []
+    for delay, pause in [(0.3, 0), (1.0, 0), (2.0, 0), (3.0, 0.5), (0.5, 0.5), (4.0, 0.3)]:
+        proc = subprocess.Popen([sys.executable, str(script), str(site_runs["a"]), str(out), str(pause)], cwd=root,
+                                env={**os.environ, "PYTHONPATH": str(root)}, stdout=subprocess.PIPE)
+        proc.stdout.readline()  # started
+        time.sleep(delay)
+        proc.kill()
+        proc.wait()
+        assert complete_site(out), f"killed after {delay} s"
+        left += [p.name for p in tmp_path.iterdir() if p.name.startswith(".site.building-")]
+    assert left  # what a killed build leaves behind...
+    build([site_runs["a"]], out, fast_options(onnx=False))
+    assert complete_site(out)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".site")) == [".site.lock"]  # ...is cleaned
+
+
+def test_a_build_killed_between_two_renames_is_undone_by_the_next(old_site, site_runs, monkeypatch):
+    out, before = old_site
+    monkeypatch.setattr(build_module, "exchange_paths", lambda a, b: False)  # a system without an atomic swap
+    real_replace = os.replace
+    calls = []
+
+    def killed_after_first_rename(src, dst):
+        real_replace(src, dst)
+        calls.append(dst)
+        if len(calls) == 1:
+            raise KeyboardInterrupt  # stands in for a kill between the renames
+    monkeypatch.setattr(build_module.os, "replace", killed_after_first_rename)
+    with pytest.raises(KeyboardInterrupt):
+        build([site_runs["a"]], out, fast_options(onnx=False))
+    monkeypatch.setattr(build_module.os, "replace", real_replace)
+    assert not out.exists()  # the window a system without a swap has
+    build([site_runs["a"]], out, fast_options(onnx=False))  # puts the previous site back first, then replaces it
+    assert complete_site(out)
+
+
+def test_a_second_build_into_the_same_folder_is_refused_while_the_first_runs(old_site, site_runs):
+    out, before = old_site
+    lock = out.parent / ".site.lock"
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running build holds it
+        result = run_cli(site_runs["a"], "-o", out)
+        assert "another circexport build is writing" in one_error_line(result)
+    finally:
+        os.close(fd)
+    assert (out / "manifest.json").read_bytes() == before
+    assert run_cli(site_runs["a"], "-o", out).exit_code == 0  # once the first has ended
