@@ -12,7 +12,7 @@ import click
 
 
 def _user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Show a trainer.errors.UserError (or Ctrl-C) as one line and exit non-zero, never a traceback."""
+    """Show a trainer.errors.UserError (or Ctrl-C) as one line and exit non-zero (130 after Ctrl-C), never a traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -21,9 +21,13 @@ def _user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except UserError as e:
-            raise click.ClickException(str(e)) from None
+            error = click.ClickException(str(e))
+            error.exit_code = e.exit_code  # 130 after Ctrl-C, as a shell reports SIGINT
+            raise error from None
         except KeyboardInterrupt:
-            raise click.ClickException("interrupted") from None
+            error = click.ClickException("interrupted")
+            error.exit_code = 130
+            raise error from None
 
     return wrapper
 
@@ -38,11 +42,12 @@ def main(verbose: bool) -> None:
 
 @main.command()
 @click.option("--config", "config", help="Shipped config name (tiny, demo, demo-dense, paper-1x) or a TOML file.")
-@click.option("--out", type=click.Path(path_type=Path), help="Run directory (default runs/<config name>).")
+@click.option("-o", "--out", type=click.Path(path_type=Path), help="Run directory (default runs/<config name>).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value, e.g. train.steps=100.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="Where to train (auto: CUDA when there is one; torchrun: one GPU per process).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @_user_errors
 def train(config: str | None, out: Path | None, overrides: tuple[str, ...], resume: bool, device: str, quiet: bool) -> None:
     """Train a sparse or dense GPT on the standard-library corpus (torchrun for many processes)."""
@@ -54,7 +59,7 @@ def train(config: str | None, out: Path | None, overrides: tuple[str, ...], resu
 
 @main.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Directory of the new run.")
+@click.option("-o", "--out", type=click.Path(path_type=Path), required=True, help="Directory of the new run.")
 @click.option("--step", type=click.IntRange(1), help="Take the weights kept at this step.")
 @click.option("--match", "match_run", type=click.Path(path_type=Path),
               help="Take the step whose validation loss is closest to this run's final one.")
@@ -81,7 +86,7 @@ def snapshot(run_dir: Path, out: Path, step: int | None, match_run: Path | None)
               help="Pretraining tokens behind the means (fewer is faster; the circuit file states the error bar).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="Where the model, the means and the pruning run (auto: CUDA when there is one).")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @_user_errors
 def prune(run_dir: Path, tasks: tuple[str, ...], target_loss: float, jobs: int, mean_tokens: int, device: str,
           quiet: bool) -> None:
@@ -95,12 +100,13 @@ def prune(run_dir: Path, tasks: tuple[str, ...], target_loss: float, jobs: int, 
 @main.command()
 @click.argument("run_dir", type=click.Path(path_type=Path), required=False)
 @click.option("--target-loss", type=float, default=0.15, show_default=True, help="Loss at which a task counts as learned.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @_user_errors
-def tasks(run_dir: Path | None, target_loss: float) -> None:
+def tasks(run_dir: Path | None, target_loss: float, quiet: bool) -> None:
     """List the tasks; with RUN_DIR, the unpruned model's loss and accuracy on each."""
     from trainer.jobs import job_config, list_tasks, summary_table
 
-    click.echo(summary_table(list_tasks(run_dir, job_config(target_loss=target_loss)), target_loss))
+    click.echo(summary_table(list_tasks(run_dir, job_config(target_loss=target_loss, quiet=quiet)), target_loss))
 
 
 @main.group()
@@ -158,7 +164,7 @@ def import_openai(src: Path, out: Path, tokenizer_dir: Path | None) -> None:
 @click.option("--pages", is_flag=True, help="Fail (not just warn) when a file exceeds 100 MB or the site 1 GB (GitHub Pages' limits).")
 @click.option("-j", "--jobs", type=click.IntRange(0), default=0, show_default=True,
               help="Processes writing runs in parallel (0: one per core, at most one per run; 1 with a GPU).")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @_user_errors
 def build(run_dirs: tuple[Path, ...], out: Path, sample_tokens: int, examples: int, no_onnx: bool, standalone: bool,
           site_url: str, device: str, live_budget: int, pages: bool, jobs: int, quiet: bool) -> None:
@@ -178,7 +184,7 @@ def build(run_dirs: tuple[Path, ...], out: Path, sample_tokens: int, examples: i
 
 @main.command()
 @click.argument("site_dir", type=click.Path(path_type=Path), default=Path("site"))
-@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port on 127.0.0.1 (0: any free one).")
 @_user_errors
 def serve(site_dir: Path, port: int) -> None:
     """Preview a built site over http on 127.0.0.1 (the site also opens from disk)."""

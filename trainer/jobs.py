@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm import tqdm
 
 from trainer.circuit import circuit_text, faithfulness_checks, read_circuit
 from trainer.errors import UserError
@@ -82,17 +83,24 @@ def prune_run(run_dir: Path, names: list[str] | str, cfg: JobConfig) -> list[dic
     run = load_run_on(run_dir, resolve_device(cfg.device))
     tasks = resolve_tasks(names)
     means = means_for_run(run, cfg.mean_tokens, quiet=cfg.quiet)  # computed once, before the jobs fan out
-    if cfg.jobs > 1 and len(tasks) > 1:
-        with multiprocessing.get_context("spawn").Pool(min(cfg.jobs, len(tasks))) as pool:
-            rows = pool.starmap(_prune_in_process, [(str(run_dir), t.name, cfg) for t in tasks])
-    else:
-        rows = [_prune_one(run, t, cfg, means) for t in tasks]  # the run and means already loaded
+    rows = []
+    with tqdm(total=len(tasks), desc="prune", unit="task", disable=cfg.quiet) as bar:
+        if cfg.jobs > 1 and len(tasks) > 1:
+            with multiprocessing.get_context("spawn").Pool(min(cfg.jobs, len(tasks))) as pool:
+                for row in pool.imap(_prune_in_process, [(str(run_dir), t.name, cfg) for t in tasks]):
+                    rows.append(row)
+                    bar.update(1)
+        else:
+            for task in tasks:
+                rows.append(_prune_one(run, task, cfg, means))  # the run and means already loaded
+                bar.update(1)
     _write_task_table(run_dir, rows)
     return rows
 
 
-def _prune_in_process(run_dir: str, name: str, cfg: JobConfig) -> dict[str, Any]:
+def _prune_in_process(job: tuple[str, str, JobConfig]) -> dict[str, Any]:
     """One task in a pool process: share the cores, load the run and its means (written by prune_run), prune."""
+    run_dir, name, cfg = job
     torch.set_num_threads(max(1, torch.get_num_threads() // cfg.jobs))  # share the cores (or OMP_NUM_THREADS)
     run = load_run_on(run_dir, resolve_device(cfg.device))
     return _prune_one(run, get_task(name), cfg, means_for_run(run, cfg.mean_tokens))
@@ -144,7 +152,7 @@ def list_tasks(run_dir: Path | None, cfg: JobConfig) -> list[dict[str, Any]]:
     run = load_run_on(run_dir, resolve_device(cfg.device))
     model_sha = file_sha256(run.path / MODEL)
     rows = []
-    for task in TASKS.values():
+    for task in tqdm(TASKS.values(), desc="tasks", unit="task", disable=cfg.quiet):
         row = evaluate_task(run, task, task_splits(task, run, cfg), cfg.prune.target_loss)
         path = run.path / CIRCUITS / f"{task.name}.json"
         if path.is_file():

@@ -23,7 +23,7 @@ import trainer
 from trainer import sparsity
 from trainer.config import RunConfig, load_config, to_dict
 from trainer.cputune import keep_freed_memory
-from trainer.errors import UserError
+from trainer.errors import Interrupted, UserError
 from trainer.mixture import TrainingText, load_text
 from trainer.model import GPT
 from trainer.fileio import atomic_write_bytes, write_json
@@ -58,10 +58,6 @@ class Dist:
     def main(self) -> bool:
         """True on the process that writes files and shows progress."""
         return self.rank == 0
-
-
-class Interrupted(UserError):
-    """Training stopped by Ctrl-C after a checkpoint was written."""
 
 
 def train(cfg: RunConfig, opts: TrainOptions, on_step: Callable[[int], None] | None = None) -> Path:

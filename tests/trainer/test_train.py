@@ -187,3 +187,32 @@ def test_torchrun_two_processes_match_one(tmp_path, cache):
     for k in a:
         assert torch.allclose(a[k], b[k], atol=1e-5), k
     assert torch.equal(a["blocks.0.attn.c_attn.weight"] != 0, b["blocks.0.attn.c_attn.weight"] != 0)
+
+
+def test_ctrl_c_exits_130_with_one_line(monkeypatch):
+    import trainer.train as train_module
+
+    def interrupted(*args, **kwargs):
+        raise Interrupted("interrupted: checkpoint saved at step 3; continue with `circexport train --resume --out x`")
+
+    monkeypatch.setattr(train_module, "run_training", interrupted)
+    result = CliRunner().invoke(main, ["train", "--config", "tiny", "-q"])
+    assert result.exit_code == 130 and result.output.strip().splitlines() == [
+        "Error: interrupted: checkpoint saved at step 3; continue with `circexport train --resume --out x`"]
+    monkeypatch.setattr(train_module, "run_training", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
+    result = CliRunner().invoke(main, ["train", "--config", "tiny", "-q"])
+    assert result.exit_code == 130 and result.output.strip() == "Error: interrupted"
+
+
+def test_every_option_of_every_command_has_help_text():
+    import click
+
+    commands = [(name, cmd) for name, cmd in main.commands.items() if not isinstance(cmd, click.Group)]
+    commands += [(f"corpus {n}", c) for n, c in main.commands["corpus"].commands.items()]
+    missing = [f"{name} {p.name}" for name, cmd in commands for p in cmd.params
+               if isinstance(p, click.Option) and not p.help]
+    assert not missing
+    for name in ("train", "prune", "tasks", "build"):
+        assert "-q" in {o for p in main.commands[name].params for o in p.opts}, name
+    for name in ("train", "snapshot", "build"):
+        assert "-o" in {o for p in main.commands[name].params for o in p.opts}, name
