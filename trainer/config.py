@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -130,6 +132,7 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
 
 
+NAME_RULE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")  # a run's name is one safe path component
 SECTIONS = {"model": ModelConfig, "sparsity": SparsityConfig, "train": TrainConfig, "data": DataConfig}
 
 
@@ -188,8 +191,9 @@ def from_dict(raw: dict[str, Any], source: str = "config") -> RunConfig:
     if unknown:
         raise UserError(f"{source}: unknown key {unknown[0]!r} (known: name, {', '.join(SECTIONS)})")
     name = raw.get("name", "run")
-    if not isinstance(name, str) or not name:
-        raise UserError(f"{source}: 'name' must be a non-empty string")
+    if not isinstance(name, str) or not NAME_RULE.fullmatch(name):
+        raise UserError(f"{source}: 'name' {name!r} must be letters, digits, '.', '_' or '-' (not starting with '.'): "
+                        "it names the run's folder")
     parts = {}
     for section, cls in SECTIONS.items():
         values = raw.get(section, {})
@@ -250,7 +254,12 @@ def _check(cfg: RunConfig, source: str) -> None:
         (s.l0 > 0, "sparsity.l0 must be > 0 (it is the target count of nonzero weights)"),
         (0 <= s.anneal_start <= s.anneal_end <= 1, "sparsity.anneal_start <= anneal_end must lie in [0, 1]"),
         (s.min_per_row >= 0 and s.embed_density_mult > 0, "sparsity.min_per_row must be >= 0, embed_density_mult > 0"),
-        (t.steps > 0 and t.lr > 0 and 0 <= t.warmup_frac <= 1, "train.steps and train.lr must be > 0, warmup_frac in [0, 1]"),
+        (t.steps > 0 and 0 < t.lr < math.inf and 0 <= t.warmup_frac <= 1,
+         "train.steps and train.lr must be > 0 (a finite lr), warmup_frac in [0, 1]"),
+        (0 <= t.weight_decay < math.inf, "train.weight_decay must be a finite number >= 0"),
+        (0 <= t.beta1 < 1 and 0 <= t.beta2 < 1, "train.beta1 and train.beta2 must be in [0, 1)"),
+        (0 < t.eps < math.inf, "train.eps must be a finite number > 0"),
+        (0 <= t.seed < 2**63, "train.seed must be in [0, 2**63)"),
         (t.batch_size > 0 and t.micro_batch > 0 and t.batch_size % t.micro_batch == 0, "train.batch_size must be a positive multiple of train.micro_batch"),
         (min(t.log_every, t.eval_every, t.eval_batches, t.checkpoint_every) > 0, "train.log_every, eval_every, eval_batches, checkpoint_every must be > 0"),
         (t.snapshot_every >= 0, "train.snapshot_every must be >= 0 (0 = no snapshots)"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import multiprocessing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -165,8 +166,9 @@ def list_tasks(run_dir: Path | None, cfg: JobConfig) -> list[dict[str, Any]]:
 def job_config(**kw: Any) -> JobConfig:
     """A JobConfig from CLI options (target_loss goes into the prune config; a bad --device fails here, first)."""
     target = kw.pop("target_loss", PruneConfig.target_loss)
-    if not target > 0:
-        raise UserError(f"--target-loss {target}: must be > 0")
+    if not 0 < target < math.log(2):
+        raise UserError(f"--target-loss {target}: must be in (0, ln 2 = 0.693); at ln 2 a circuit that knows nothing "
+                        "meets it")
     cfg = JobConfig(prune=PruneConfig(target_loss=target), **kw)
     resolve_device(cfg.device)
     return cfg

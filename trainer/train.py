@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import platform
 import signal
@@ -129,9 +130,12 @@ def _loop(cfg, opts, ddp, model, optimizer, plan, text, start, on_step) -> None:
             done = step + 1
             bar.update(1)
             logged = done % t.log_every == 0 or done == t.steps
-            if logged:  # the only step where the host reads device values
+            saving = done % t.checkpoint_every == 0 and done < t.steps
+            if logged or saving:  # the only steps where the host reads device values
+                loss_value = _finite_loss(loss, ddp, done, opts.out)
+            if logged:
                 val = _val_loss(model, text, cfg, autocast) if done % t.eval_every == 0 or done == t.steps else None
-                loss_value, l0_value = _mean_over_ranks(loss, ddp), l0_now if plan else _dense_l0(params)
+                l0_value = l0_now if plan else _dense_l0(params)
                 seconds = time.perf_counter() - t0
                 row = {"step": done, "tokens": done * tokens_per_step, "loss": round(loss_value, 5), "lr": lr,
                        "l0": l0_value, "val_loss": None if val is None else round(val, 5), "seconds": round(seconds, 2)}
@@ -141,11 +145,13 @@ def _loop(cfg, opts, ddp, model, optimizer, plan, text, start, on_step) -> None:
                         f.write(json.dumps(row, sort_keys=True) + "\n")
             if on_step is not None:
                 on_step(done)
-            if logged or ddp.world == 1 or done % t.checkpoint_every == 0:  # ranks agree on Ctrl-C at log steps
+            if logged or saving or ddp.world == 1:  # ranks agree on Ctrl-C at log and checkpoint steps
                 stopped = _any_rank(interrupted(), ddp, params['wte.weight'].device)
             if t.snapshot_every and done % t.snapshot_every == 0 and ddp.main:
                 save_tensors(opts.out / SNAPSHOTS / snapshot_name(done), model.state_dict(), pack=True)
-            if (done % t.checkpoint_every == 0 or stopped) and done < t.steps and ddp.main:
+            if stopped and not (logged or saving):
+                _finite_loss(loss, ddp, done, opts.out)  # never checkpoint weights gone non-finite
+            if (saving or stopped) and done < t.steps and ddp.main:
                 _save_checkpoint(opts.out, model, optimizer, done)
             if stopped:
                 break
@@ -174,6 +180,15 @@ def forward_backward(net, batch: torch.Tensor, ddp: Dist, micro: int, autocast) 
         loss.backward()
         total += loss.detach()
     return total
+
+
+def _finite_loss(loss: torch.Tensor, ddp: Dist, step: int, out: Path) -> float:
+    """The global batch's mean loss; a UserError when it is not finite (the last good checkpoint stays as it is)."""
+    value = _mean_over_ranks(loss, ddp)
+    if not math.isfinite(value):
+        raise UserError(f"step {step}: the training loss is {value}; lower train.lr (or check the data); the run's "
+                        f"last good checkpoint is kept in {out / STATE}")
+    return value
 
 
 def _mean_over_ranks(loss: torch.Tensor, ddp: Dist) -> float:

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -216,3 +217,44 @@ def test_every_option_of_every_command_has_help_text():
         assert "-q" in {o for p in main.commands[name].params for o in p.opts}, name
     for name in ("train", "snapshot", "build"):
         assert "-o" in {o for p in main.commands[name].params for o in p.opts}, name
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.lr=inf", "train.lr must be > 0"), ("train.weight_decay=nan", "train.weight_decay must be a finite number"),
+    ("train.beta2=1.0", "train.beta1 and train.beta2 must be in [0, 1)"), ("train.eps=-0.1", "train.eps must be"),
+    ("train.seed=99999999999999999999", "train.seed must be in"), ("name=\"../../x\"", "'name' '../../x' must be"),
+])
+def test_impossible_numbers_and_unsafe_names_are_refused(override, message, tmp_path):
+    with pytest.raises(UserError, match=re.escape(message)):
+        tiny(override)
+
+
+def test_a_loss_gone_non_finite_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, cache, monkeypatch):
+    import trainer.train as train_module
+
+    out = tmp_path / "nan"
+    forward_backward = train_module.forward_backward
+
+    def poisoned(net, batch, ddp, micro, autocast):
+        loss = forward_backward(net, batch, ddp, micro, autocast)
+        if step_of[0] >= 12:  # from step 13 on the weights blow up
+            for p in net.parameters():
+                p.grad.fill_(float("nan"))
+        step_of[0] += 1
+        return loss if step_of[0] < 13 else loss * float("nan")
+
+    step_of = [0]
+    monkeypatch.setattr(train_module, "forward_backward", poisoned)
+    with pytest.raises(UserError, match=r"step 15: the training loss is nan; lower train.lr .* last good checkpoint"):
+        run(tiny(), out, cache)  # tiny: log every 5 steps, checkpoint every 10
+    state = load_tensors(out / "state" / "checkpoint.safetensors")
+    assert int(state["train_step"]) == 10 and all(torch.isfinite(v).all() for v in state.values())
+    assert not (out / "model.safetensors").exists()
+
+
+@pytest.mark.parametrize("target", ["0", "0.7", "inf", "nan"])
+def test_target_loss_outside_zero_to_ln2_is_one_error_line(target):
+    result = CliRunner().invoke(main, ["tasks", "--target-loss", target, "-q"])  # checked before any run is read
+    assert result.exit_code != 0
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and f"--target-loss {float(target)}: must be in (0, ln 2 = 0.693)" in lines[0]
