@@ -18,7 +18,7 @@ from exporter import weights as wt
 from exporter.render import base64_twin
 from trainer.errors import UserError
 from trainer.masks import parse_node_id
-from trainer.model import GPT
+from trainer.model import GPT, Sparsify
 
 OPSET = 17
 TOLERANCE = 1e-4  # max |onnxruntime - PyTorch| over every output, else the build fails
@@ -106,8 +106,10 @@ def _export(module: nn.Module, args: tuple, inputs: list[str], outputs: list[str
 
 @torch.no_grad()
 def check_parity(model: bytes | str, module: nn.Module, feeds: list[tuple[torch.Tensor, ...]], name: str) -> float:
-    """Max |onnxruntime - PyTorch| over every output and feed (model: bytes, or a path whose external data
-    lies next to it); a UserError above TOLERANCE."""
+    """Max |onnxruntime - PyTorch| over every output and feed (model: bytes, or a path whose external data lies next to
+    it); a UserError above TOLERANCE. Positions where some AbsTopK had its k-th and (k+1)-th |x| within float rounding
+    of each other, and the later positions of that sequence, are left out: there either choice is right, and the two
+    runtimes may round differently (in a 413M model at 1/256 density: 1 position in 256)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -118,17 +120,50 @@ def check_parity(model: bytes | str, module: nn.Module, feeds: list[tuple[torch.
     opts.enable_cpu_mem_arena = False
     sess = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
     names = [i.name for i in sess.get_inputs()]
-    worst = 0.0
+    worst, checked, total = 0.0, 0, 0
     for args in feeds:
         got = sess.run(None, {n: a.numpy() for n, a in zip(names, args)})
-        want = module(*args)
+        with NearTies(module) as ties:
+            want = module(*args)
         want = want if isinstance(want, tuple) else (want,)
+        sure = ~ties.positions(*args[0].shape)  # [B, T]: no near-tie here nor earlier in the sequence
+        checked, total = checked + int(sure.sum()), total + sure.size
         for g, w in zip(got, want):
-            worst = max(worst, float(np.abs(g - w.numpy()).max()))
-    if not worst <= TOLERANCE:
-        raise UserError(f"ONNX parity failed for {name}: onnxruntime and PyTorch differ by {worst:.3g} > {TOLERANCE}; "
-                        "the model was not shipped")
+            worst = max(worst, float(np.abs(g - w.numpy())[sure].max(initial=0.0)))
+    if not worst <= TOLERANCE or not checked:
+        raise UserError(f"ONNX parity failed for {name}: onnxruntime and PyTorch differ by {worst:.3g} > {TOLERANCE} "
+                        f"({checked} of {total} positions compared); the model was not shipped")
     return worst
+
+
+class NearTies:
+    """While installed (a with-block) on a module's AbsTopK layers, records the positions [B, T] where some AbsTopK's
+    k-th and (k+1)-th largest |x| differ by at most `rel` of the k-th: where float rounding can change what it keeps."""
+
+    def __init__(self, module: nn.Module, rel: float = 1e-4) -> None:
+        self.layers = [m for m in module.modules() if isinstance(m, Sparsify)]
+        self.rel, self.found, self.handles = rel, [], []
+
+    def __enter__(self) -> NearTies:
+        self.handles = [m.register_forward_hook(self._record) for m in self.layers]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for h in self.handles:
+            h.remove()
+
+    def _record(self, layer: nn.Module, inputs: tuple[torch.Tensor, ...], _: torch.Tensor) -> None:
+        """Forward hook: the near-ties of one AbsTopK call."""
+        x = inputs[0]
+        if layer.k < x.shape[-1] and x.dim() == 3:
+            top = x.abs().topk(layer.k + 1, dim=-1).values  # [B, T, k + 1], largest first
+            kth, next_ = top[..., -2], top[..., -1]  # [B, T] each (tied zeros keep the same values: no near-tie)
+            self.found.append((kth > 0) & (kth - next_ <= self.rel * kth))
+
+    def positions(self, batch: int, time: int) -> np.ndarray:
+        """[B, T] bool: a near-tie at this position or an earlier one of its sequence (attention carries it on)."""
+        near = torch.stack(self.found).any(0) if self.found else torch.zeros(batch, time, dtype=torch.bool)
+        return near.cummax(-1).values.numpy()
 
 
 def parity_masks(n: int, seed: int = 0) -> list[torch.Tensor]:

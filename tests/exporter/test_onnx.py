@@ -144,3 +144,18 @@ def test_parity_failure_fails_the_build(tmp_path, run):
 
     with pytest.raises(UserError, match="ONNX parity failed"):
         ox.check_parity(str(tmp_path / "m" / "full.onnx"), Off(), [(tokens(),)], "tiny-a")
+
+
+def test_near_ties_mark_the_positions_where_abstopk_could_round_either_way():
+    from trainer.config import ModelConfig
+    from trainer.model import Sparsify
+
+    layer = Sparsify(ModelConfig(afrac=0.5), "attn.act_in", 4)  # keeps 2 of 4
+    x = torch.tensor([[[3.0, 1.0, 0.0, 0.1], [3.0, 1.0, 1.00001, 0.1], [3.0, 1.0, 0.5, 0.1]],  # position 1: a near-tie
+                      [[3.0, 0.0, 0.0, 0.0], [2.0, 1.0, 0.5, 0.5], [1.0, 1.0, 1.0, 0.2]]])  # tied zeros, below k, then a tie
+    with ox.NearTies(layer) as ties:
+        layer(x)
+    assert ties.positions(2, 3).tolist() == [[False, True, True], [False, False, True]]  # and every later position
+    with ox.NearTies(torch.nn.Identity()) as none:
+        pass
+    assert not none.positions(2, 3).any()
