@@ -83,7 +83,7 @@ def build(run_dirs: list[Path], out: Path, options: BuildOptions = BuildOptions(
     texts: dict = {}  # runs with the same corpus and tokenizer share their sample text
     samples = [prepare(r, options, texts) for r in runs]
     out = Path(out)
-    check_output(out)
+    check_output(out, runs)
     steps = sum(2 + len(r.circuits) for r in runs) + 1
     with tqdm(total=steps, desc="build", unit="step", disable=options.quiet) as bar, staging(out) as tmp:
         jobs = options.jobs or workers.auto_jobs(runs, options.device)
@@ -128,8 +128,15 @@ def prepare(run: RunInput, options: BuildOptions, texts: dict) -> pages.Samples:
     return pages.Samples(windows=windows, tasks=tasks, chars=chars if run.circuits else "")
 
 
-def check_output(out: Path) -> None:
-    """The output must be a new or empty folder, or a site an earlier build wrote (it is replaced whole)."""
+def check_output(out: Path, runs: list[RunInput]) -> None:
+    """The output must be a new or empty folder, or a site an earlier build wrote (it is replaced whole), and must
+    neither hold nor lie inside an input run."""
+    target = out.resolve()
+    for r in runs:
+        run = r.run.path.resolve()
+        if target == run or target in run.parents or run in target.parents:
+            raise UserError(f"output {out} overlaps the input run {r.run.path} (a build replaces its output folder "
+                            "whole); choose an -o outside every run")
     if out.exists() and not out.is_dir():
         raise UserError(f"output {out} is a file, not a folder; choose another -o")
     if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():

@@ -439,3 +439,13 @@ def test_a_second_build_into_the_same_folder_is_refused_while_the_first_runs(old
         os.close(fd)
     assert (out / "manifest.json").read_bytes() == before
     assert run_cli(site_runs["a"], "-o", out).exit_code == 0  # once the first has ended
+
+
+def test_an_output_folder_that_holds_or_lies_in_an_input_run_is_refused(site_runs, tmp_path):
+    runs = tmp_path / "runs"
+    shutil.copytree(site_runs["b"], runs / "tiny-b")
+    before = folder_hash(runs)
+    for out in (runs, runs / "tiny-b", runs / "tiny-b" / "site"):
+        result = run_cli(runs / "tiny-b", "-o", out)
+        assert "overlaps the input run" in one_error_line(result) and "choose an -o outside every run" in result.output
+    assert folder_hash(runs) == before  # nothing deleted, nothing written
