@@ -107,9 +107,10 @@ def _export(module: nn.Module, args: tuple, inputs: list[str], outputs: list[str
 @torch.no_grad()
 def check_parity(model: bytes | str, module: nn.Module, feeds: list[tuple[torch.Tensor, ...]], name: str) -> float:
     """Max |onnxruntime - PyTorch| over every output and feed (model: bytes, or a path whose external data lies next to
-    it); a UserError above TOLERANCE. Positions where some AbsTopK had its k-th and (k+1)-th |x| within float rounding
-    of each other, and the later positions of that sequence, are left out: there either choice is right, and the two
-    runtimes may round differently (in a 413M model at 1/256 density: 1 position in 256)."""
+    it); a UserError above TOLERANCE. A position over it is excused only where some AbsTopK at or before it in its
+    sequence had its k-th and (k+1)-th |x| within float rounding of each other: either choice is right there, and the
+    two runtimes round differently (a 413M model at 1/256 density: 1 position of 256 off by 1.5e-4, the rest by at
+    most 3.4e-6). Every other position is held to the bar, so a real difference still fails."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -120,19 +121,20 @@ def check_parity(model: bytes | str, module: nn.Module, feeds: list[tuple[torch.
     opts.enable_cpu_mem_arena = False
     sess = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
     names = [i.name for i in sess.get_inputs()]
-    worst, checked, total = 0.0, 0, 0
+    worst = 0.0
     for args in feeds:
         got = sess.run(None, {n: a.numpy() for n, a in zip(names, args)})
         with NearTies(module) as ties:
             want = module(*args)
         want = want if isinstance(want, tuple) else (want,)
-        sure = ~ties.positions(*args[0].shape)  # [B, T]: no near-tie here nor earlier in the sequence
-        checked, total = checked + int(sure.sum()), total + sure.size
+        B, T = args[0].shape
+        excusable = ties.positions(B, T)  # [B, T]
         for g, w in zip(got, want):
-            worst = max(worst, float(np.abs(g - w.numpy())[sure].max(initial=0.0)))
-    if not worst <= TOLERANCE or not checked:
-        raise UserError(f"ONNX parity failed for {name}: onnxruntime and PyTorch differ by {worst:.3g} > {TOLERANCE} "
-                        f"({checked} of {total} positions compared); the model was not shipped")
+            diff = np.abs(g - w.numpy()).reshape(B, T, -1).max(-1)  # [B, T] per position
+            worst = max(worst, float(np.where(excusable & (diff > TOLERANCE), 0.0, diff).max()))
+    if not worst <= TOLERANCE:
+        raise UserError(f"ONNX parity failed for {name}: onnxruntime and PyTorch differ by {worst:.3g} > {TOLERANCE}; "
+                        "the model was not shipped")
     return worst
 
 
@@ -140,7 +142,7 @@ class NearTies:
     """While installed (a with-block) on a module's AbsTopK layers, records the positions [B, T] where some AbsTopK's
     k-th and (k+1)-th largest |x| differ by at most `rel` of the k-th: where float rounding can change what it keeps."""
 
-    def __init__(self, module: nn.Module, rel: float = 1e-4) -> None:
+    def __init__(self, module: nn.Module, rel: float = 1e-5) -> None:
         self.layers = [m for m in module.modules() if isinstance(m, Sparsify)]
         self.rel, self.found, self.handles = rel, [], []
 

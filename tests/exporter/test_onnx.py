@@ -151,7 +151,7 @@ def test_near_ties_mark_the_positions_where_abstopk_could_round_either_way():
     from trainer.model import Sparsify
 
     layer = Sparsify(ModelConfig(afrac=0.5), "attn.act_in", 4)  # keeps 2 of 4
-    x = torch.tensor([[[3.0, 1.0, 0.0, 0.1], [3.0, 1.0, 1.00001, 0.1], [3.0, 1.0, 0.5, 0.1]],  # position 1: a near-tie
+    x = torch.tensor([[[3.0, 1.0, 0.0, 0.1], [3.0, 1.0, 1.000001, 0.1], [3.0, 1.0, 0.5, 0.1]],  # position 1: a near-tie
                       [[3.0, 0.0, 0.0, 0.0], [2.0, 1.0, 0.5, 0.5], [1.0, 1.0, 1.0, 0.2]]])  # tied zeros, below k, then a tie
     with ox.NearTies(layer) as ties:
         layer(x)
