@@ -177,7 +177,7 @@ def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, weights_only=True, map_location="cpu", mmap=zipfile.is_zipfile(path))
     except Exception as e:  # noqa: BLE001 - torch raises many types for a file that is not a checkpoint
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+        found = re.search(r"(?i:unsupported) (?:global: )?GLOBAL ([\w.]+)", str(e))  # either of torch's wordings
         if found:  # the weights-only unpickler refused an object
             raise UserError(f"{path}: holds an object of class {found.group(1)}, not only tensors, and "
                             "torch.load(weights_only=True) never rebuilds objects; save model.state_dict() instead") from None

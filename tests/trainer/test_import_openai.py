@@ -414,6 +414,25 @@ def test_corrupt_checkpoint_and_occupied_output_are_refused(tinypython, tmp_path
     assert not (tmp_path / "other").exists()
 
 
+class RunsACommand:
+    """An object whose unpickling would run a shell command (a hostile checkpoint)."""
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("echo pwned",))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_naming_the_global(tinypython, tmp_path):
+    src = write_model(tmp_path / "src", their_config(), their_state(their_config()), tinypython[0])
+    torch.save({"model": RunsACommand()}, src / "final_model.pt")
+    result = CliRunner().invoke(main, ["import-openai", str(src), str(tmp_path / "run")])
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 1 and len(lines) == 1
+    assert "final_model.pt: holds an object of class posix.system, not only tensors" in lines[0]
+    assert not (tmp_path / "run").exists()
+
+
 # --- an imported run goes through prune and build like our own ---
 
 def plant_task(c: dict, sd: dict, tok, task) -> None:
