@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import pickle
 import traceback
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -96,15 +95,9 @@ def _worker(root: Path, runs: list[RunInput], samples: list[pages.Samples], opti
         while (i := todo.get()) is not None:
             conn.send((i, pages.write_model(site, runs[i], samples[i], options, bar)))
     except BaseException as e:  # noqa: BLE001 - every failure goes to the parent, which raises it
-        conn.send((None, _sendable(e)))
+        try:
+            conn.send((None, e))  # a UserError travels as it is
+        except Exception:  # noqa: BLE001 - an error the pipe cannot carry goes as its traceback's text
+            conn.send((None, RuntimeError("".join(traceback.format_exception(e)))))
     finally:
         conn.close()
-
-
-def _sendable(error: BaseException) -> BaseException:
-    """The error itself when it pickles (a UserError does), else a RuntimeError with its traceback."""
-    try:
-        pickle.dumps(error)
-        return error
-    except Exception:  # noqa: BLE001 - anything unpicklable is sent as text
-        return RuntimeError("".join(traceback.format_exception(error)))

@@ -36,21 +36,23 @@ def faithfulness_checks(metrics: dict[str, Any], target: float) -> dict[str, boo
     return checks
 
 
-def pair_sides(n_rows: int, device: torch.device | str = "cpu") -> torch.Tensor:
-    """+1 for rows whose correct answer is their pair's first (rows 2i), -1 for the others [N]."""
-    return 1.0 - 2.0 * (torch.arange(n_rows, device=device) % 2)
+def _margins(two: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Of task logits [N, 2] (correct, wrong), rows 2i and 2i+1 a pair: each row's margin and its side, +1 where the
+    correct answer is the pair's first (rows 2i), -1 elsewhere; [N] each, float64."""
+    d = two[:, 0].double() - two[:, 1].double()
+    return d, 1.0 - 2.0 * (torch.arange(len(d), device=d.device) % 2)
 
 
-def offset_loss(two: torch.Tensor, sides: torch.Tensor, offset: float) -> float:
+def offset_loss(two: torch.Tensor, offset: float) -> float:
     """Pair loss of logits [N, 2] (correct, wrong) with `offset` added to each pair's first answer's logit."""
-    margin = two[:, 0].double() - two[:, 1].double() + sides.double() * offset  # [N]
-    return float(torch.nn.functional.softplus(-margin).mean())
+    d, s = _margins(two)
+    return float(torch.nn.functional.softplus(-(d + s * offset)).mean())
 
 
-def refit_offset(two: torch.Tensor, sides: torch.Tensor, steps: int = 60) -> float:
+def refit_offset(two: torch.Tensor, steps: int = 60) -> float:
     """The logit offset between a task's two answers that minimizes the pair loss of logits [N, 2] (bisection on the
     slope of a convex function of one variable, within +-100): what a model biased towards one answer needs."""
-    d, s = two[:, 0].double() - two[:, 1].double(), sides.double()  # [N] each
+    d, s = _margins(two)
     lo, hi = -100.0, 100.0
     for _ in range(steps):
         mid = (lo + hi) / 2

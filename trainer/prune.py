@@ -11,8 +11,7 @@ from typing import Any
 
 import torch
 
-from trainer.circuit import (counts, offset_loss, pair_sides, qk_pairs, refit_offset, resid_links, unembed_edges,
-                             weight_edges)
+from trainer.circuit import counts, offset_loss, qk_pairs, refit_offset, resid_links, unembed_edges, weight_edges
 from trainer.masks import Kept, NodeMasks, ablate, all_kept, count, kept_ids, model_device, parse_node_id, top_k_kept
 from trainer.model import GPT
 from trainer.tasks import TaskBatch, pair_accuracy, pair_loss
@@ -235,10 +234,8 @@ def faithfulness(model: GPT, means: Mapping[str, torch.Tensor], kept: Kept, spli
     full, circuit = test.logits(), test.logits(kept)  # [N, vocab] each
     inverse = {loc: ~k for loc, k in kept.items()}
     ev = Evaluator(model, means, splits.eval)
-    eval_two = binary_logits(ev.logits(inverse), splits.eval)  # [N, 2] on the model's device
-    offset = refit_offset(eval_two, pair_sides(len(eval_two), eval_two.device))
-    inverse_two = binary_logits(test.logits(inverse), splits.test)  # [N, 2]
-    test_sides = pair_sides(len(inverse_two), inverse_two.device)
+    offset = refit_offset(binary_logits(ev.logits(inverse), splits.eval))  # fit on the eval split
+    inverse_logits = test.logits(inverse)  # [N, vocab]
     random = random_control(model, means, kept, test, cfg)
     n = count(kept)
     n_pairs = min(cfg.attribution_pairs, splits.train.tokens.size(0) // 2)
@@ -247,8 +244,9 @@ def faithfulness(model: GPT, means: Mapping[str, torch.Tensor], kept: Kept, spli
     metrics = {
         "loss_full": float(pair_loss(full, splits.test)), "acc_full": pair_accuracy(full, splits.test),
         "loss_circuit": float(pair_loss(circuit, splits.test)), "acc_circuit": pair_accuracy(circuit, splits.test),
-        "loss_inverse": offset_loss(inverse_two, test_sides, 0.0),
-        "loss_inverse_refit": offset_loss(inverse_two, test_sides, offset), "inverse_refit_offset": offset,
+        "loss_inverse": float(pair_loss(inverse_logits, splits.test)),
+        "loss_inverse_refit": offset_loss(binary_logits(inverse_logits, splits.test), offset),
+        "inverse_refit_offset": offset,
         "loss_empty": test.loss(all_kept(model, False)),
         "loss_random_mean": random[0], "loss_random_sd": random[1],
         "loss_attribution_same_k": test.loss(top_k_kept(attribution, n)),

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from trainer.circuit import (faithfulness_checks, offset_loss, pair_sides, qk_pairs, refit_offset, resid_links,
+from trainer.circuit import (faithfulness_checks, offset_loss, qk_pairs, refit_offset, resid_links,
                              unembed_edges, weight_edges)
 from trainer.config import ModelConfig
 from trainer.masks import NodeMasks, ablate, all_kept, count, heaviside_ste, kept_from_ids, kept_ids, top_k_kept
@@ -248,9 +248,8 @@ def test_bias_refit_verdict_fails_a_circuit_that_is_necessary_only_through_a_bia
     batch = planted_batch(4)
     with torch.no_grad():
         two = binary_logits(model(batch.tokens, batch.last), batch)  # [8, 2]
-    sides = pair_sides(8)
     with torch.no_grad():
-        model.lm_head.bias[A] += refit_offset(two, sides)  # cancel the full model's bias towards A
+        model.lm_head.bias[A] += refit_offset(two)  # cancel the full model's bias towards A
     corpus = np.tile(np.array([X, Y, A], dtype=np.uint16), 2000)
     means = compute_means(model, corpus, 3000, batch_size=8)
     splits = Splits(planted_batch(64), planted_batch(32), planted_batch(32))
@@ -265,8 +264,7 @@ def test_bias_refit_verdict_fails_a_circuit_that_is_necessary_only_through_a_bia
 
 def test_refit_offset_minimizes_the_pair_loss():
     two = torch.tensor([[1.0, 0.0], [-2.0, 0.0], [0.5, 0.0], [-1.0, 0.0]])  # margins; rows 0, 2 are first answers
-    sides = pair_sides(4)
-    b = refit_offset(two, sides)
-    best = min((offset_loss(two, sides, x / 100), x / 100) for x in range(-500, 501))
-    assert offset_loss(two, sides, b) <= best[0] + 1e-9 and b == pytest.approx(best[1], abs=0.01)
-    assert offset_loss(two, sides, 0.0) == pytest.approx(float(torch.nn.functional.softplus(-two[:, 0]).mean()))
+    b = refit_offset(two)
+    best = min((offset_loss(two, x / 100), x / 100) for x in range(-500, 501))
+    assert offset_loss(two, b) <= best[0] + 1e-9 and b == pytest.approx(best[1], abs=0.01)
+    assert offset_loss(two, 0.0) == pytest.approx(float(torch.nn.functional.softplus(-two[:, 0]).mean()))
