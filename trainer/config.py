@@ -119,6 +119,7 @@ class DataConfig:
     strip_comments: bool = False  # the stdlib's files without comments and docstrings (trainer.pysource)
     tinypython: float = 0.0  # fraction of each batch's windows drawn from generated simple Python (trainer.tinypython)
     tinypython_seed: int = 0  # the generated text's seed (training and validation draw disjoint documents)
+    tinypython_coined: float = 0.0  # share of the generated programs' new names that are made up (only copying predicts them)
 
 
 @dataclass(frozen=True)
@@ -267,6 +268,7 @@ def _check(cfg: RunConfig, source: str) -> None:
         (0 < d.val_frac < 1 and d.max_bytes >= 0, "data.val_frac must be in (0, 1) and data.max_bytes >= 0"),
         (0 <= d.tinypython <= 1, "data.tinypython must be in [0, 1] (the fraction of windows of generated simple Python)"),
         (0 <= d.tinypython_seed < 2**63, "data.tinypython_seed must be in [0, 2**63)"),
+        (0 <= d.tinypython_coined <= 1, "data.tinypython_coined must be in [0, 1] (the share of made-up names)"),
     ]
     for ok, message in rules:
         if not ok:

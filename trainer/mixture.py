@@ -44,7 +44,7 @@ class TrainingText:
             parts.append(data.sample_batch(getattr(self.shards, split), n_ctx, rows - n_gen, seed, step))
         if n_gen:
             key = f"{split}/{self.cfg.tinypython_seed}/{seed}/{step}"
-            parts.append(torch.from_numpy(generated_tokens(self.tok, key, n_gen * (n_ctx + 1)).astype(np.int64))
+            parts.append(torch.from_numpy(self.generated(key, n_gen * (n_ctx + 1)).astype(np.int64))
                          .view(n_gen, n_ctx + 1))
         return torch.cat(parts)
 
@@ -56,7 +56,7 @@ class TrainingText:
         if n_gen < n_tokens:
             parts.append(data.sample_tokens(self.corpus, self.tok, split, n_tokens - n_gen, seed))
         if n_gen:
-            parts.append(generated_tokens(self.tok, f"{split}/{self.cfg.tinypython_seed}/pool/{seed}", n_gen))
+            parts.append(self.generated(f"{split}/{self.cfg.tinypython_seed}/pool/{seed}", n_gen))
         return np.concatenate(parts)
 
     def chars(self) -> str:
@@ -66,7 +66,7 @@ class TrainingText:
             for text in data.iter_texts(self.corpus, "train"):
                 seen.update(text)
         if self.cfg.tinypython:
-            seen.update(tinypython.text(self.cfg.tinypython_seed, FINGERPRINT_BYTES))
+            seen.update(self.sample())
         return "".join(sorted(seen))
 
     def record(self) -> dict[str, Any]:
@@ -77,14 +77,24 @@ class TrainingText:
             parts["stdlib"] = {"sha256": self.corpus.sha256, "strip_comments": self.cfg.strip_comments,
                                "share": 1 - self.cfg.tinypython}
         if self.cfg.tinypython:
-            sample = tinypython.text(self.cfg.tinypython_seed, FINGERPRINT_BYTES).encode("utf-8")
+            sample = self.sample().encode("utf-8")
             parts["tinypython"] = {"version": tinypython.GENERATOR_VERSION, "seed": self.cfg.tinypython_seed,
                                    "share": self.cfg.tinypython, "sample_sha256": hashlib.sha256(sample).hexdigest()}
+            if self.cfg.tinypython_coined:  # recorded only when used: runs without made-up names keep their sha256
+                parts["tinypython"]["coined"] = self.cfg.tinypython_coined
         if set(parts) == {"stdlib"}:
             sha = self.corpus.sha256
         else:
             sha = hashlib.sha256(json.dumps(parts, sort_keys=True).encode("utf-8")).hexdigest()
         return {"sha256": sha, "components": parts}
+
+    def sample(self) -> str:
+        """The first FINGERPRINT_BYTES of generated text (its fingerprint and its characters)."""
+        return tinypython.text(self.cfg.tinypython_seed, FINGERPRINT_BYTES, self.cfg.tinypython_coined)
+
+    def generated(self, key: str, n: int) -> np.ndarray:
+        """The first n token ids (uint16) of the generated documents of a stream key, each preceded by EOT."""
+        return generated_tokens(self.tok, key, n, self.cfg.tinypython_coined)
 
 
 def load_text(cfg: DataConfig, tok: Tokenizer, cache_dir: Path | None, shards: bool = True) -> TrainingText:
@@ -96,11 +106,11 @@ def load_text(cfg: DataConfig, tok: Tokenizer, cache_dir: Path | None, shards: b
     return TrainingText(cfg, tok, corpus, built)
 
 
-def generated_tokens(tok: Tokenizer, key: str, n: int) -> np.ndarray:
+def generated_tokens(tok: Tokenizer, key: str, n: int, coined: float = 0.0) -> np.ndarray:
     """The first n token ids (uint16) of the generated documents of a stream key, each preceded by EOT."""
     eot = eot_id(tok)
     out, held = [], 0
-    docs = tinypython.documents(stream_seed(key))
+    docs = tinypython.documents(stream_seed(key), coined)
     while held < n:
         for enc in tok.encode_batch([next(docs) for _ in range(ENCODE_DOCS)], add_special_tokens=False):
             out.append(np.array([eot, *enc.ids], dtype=np.uint16))

@@ -10,7 +10,9 @@ for the way they are used (`with open(input_path, "r") as f:`, `out = open(outpu
 named, automatic or numbered fields, nested lists, lambdas, tuple swaps, asserts, a few imports, and
 now and then a beginner's `if done == True:`.
 Names are defined and then used again (variables, functions, classes, attributes, methods), so that
-predicting a later token often means copying an earlier name.
+predicting a later token often means copying an earlier name. Names come from a vocabulary of common words, which
+a model can learn by heart; with `coined` > 0 that share of new variables, function nouns and class names is made
+up instead (`belrok_total`, `get_zuvan`, `TaskGlimora`): pronounceable nonsense that only copying predicts.
 
 It is a grammar, not a set of templates: a program is a random walk over statement and expression
 productions. Every value has a kind (int, float, str, bool, list of int, list of str, dict of str to
@@ -20,10 +22,11 @@ function or module, attributes of objects, module constants), from calls of the 
 defined so far, or from literals. Every program parses with `ast.parse` on Python >= 3.10; it is meant
 to be plausible code, not to run.
 
-Determinism: document i of `documents(seed)` is `program(random.Random(f"{seed}:{i}"))` (a str seed is
+Determinism: document i of `documents(seed, coined)` is `program(random.Random(f"{seed}:{i}"), coined)` (a str seed is
 hashed with sha512, independent of PYTHONHASHSEED), and generation draws only rng.random/randrange/
 choice/shuffle on lists and tuples; it never iterates over a set or calls hash(). Output is ASCII, so
-len(text) equals its size in bytes. Bump GENERATOR_VERSION whenever the output for a seed changes.
+len(text) equals its size in bytes. Bump GENERATOR_VERSION whenever the output for a seed changes (coined=0
+draws no extra random numbers: its output is version 2's).
 
 Speed (measured with `text(0, 10_000_000)` on one core of a loaded 2-core development machine, Python
 3.11), GENERATOR_VERSION 2: about 1.8 MB/s, i.e. 10 MB of text in about 5.5 s (about 0.34 ms per
@@ -141,6 +144,10 @@ CLASS_TAILS = ("Account", "Cart", "Queue", "Profile", "Record", "Parser", "Count
                "Player", "Tracker", "Item", "Store", "Report", "Logger", "Cache", "Config", "Point",
                "Rectangle", "Stack", "Inventory", "Timer", "Library", "Node", "Employee", "Product",
                "Team", "Wallet", "Book", "Student")
+COIN_ONSETS = ("b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "dr", "gl", "kr", "pl",
+               "sk", "st", "th", "tr", "sh")  # coined words: 2-3 (onset, vowel) syllables, maybe a final consonant
+COIN_VOWELS = ("a", "e", "i", "o", "u", "a", "o", "ai", "ou")
+COIN_CODAS = ("", "", "", "n", "k", "r", "l", "m", "x", "sh")
 OBJECT_PREFIXES = ("my", "new", "first", "second", "other", "default", "main")
 LAMBDAS = (  # (name, parameter, parameter kind, return kind, body)
     ("add_one", "x", INT, INT, "x + 1"), ("double", "x", INT, INT, "x * 2"),
@@ -265,6 +272,7 @@ class Ctx:
     loop: str = ""  # "for" or "while" inside a loop body, else ""
     ret: str | None = None  # return kind of the enclosing def; None at module level
     current_class: str = ""  # the class whose methods are being generated
+    coined: float = 0.0  # chance that a new name is made up (see coin) rather than taken from the vocabulary
 
 
 # ----------------------------------------------------------------------------- random helpers
@@ -554,12 +562,28 @@ def compose(ctx: Ctx, base: str) -> str:
     return base
 
 
+def coin(ctx: Ctx) -> str:
+    """A made-up lowercase word of 2-3 syllables (`zuvan`, `glorikesh`)."""
+    n = 2 + ctx.rng.randrange(2)
+    return "".join(pick(ctx, COIN_ONSETS) + pick(ctx, COIN_VOWELS) for _ in range(n)) + pick(ctx, COIN_CODAS)
+
+
+def coined_name(ctx: Ctx, base: str) -> str:
+    """A made-up word, alone or joined to base (`zuvan`, `zuvan_count`, `count_zuvan`)."""
+    word = coin(ctx)
+    return choose(ctx, ((2, word), (2, f"{word}_{base}"), (1, f"{base}_{word}")))
+
+
 def fresh_name(ctx: Ctx, kind: str, preferred: tuple[str, ...] = ()) -> str:
     """A name for a new binding of this kind, free in the current scope."""
+    vocab = object_names(kind) if kind in ctx.classes else NAMES.get(kind, ("value",))
+    if ctx.coined and chance(ctx, ctx.coined):
+        name = coined_name(ctx, pick(ctx, vocab))
+        if is_free(ctx, name):
+            return name
     for name in preferred:
         if name and is_free(ctx, name):
             return name
-    vocab = object_names(kind) if kind in ctx.classes else NAMES.get(kind, ("value",))
     for _ in range(8):
         name = compose(ctx, pick(ctx, vocab))
         if is_free(ctx, name):
@@ -2550,6 +2574,8 @@ def func_name(ctx: Ctx, ret: str, params: list[Param]) -> tuple[str, str]:
             noun = pick(ctx, ("ok", "found", "valid", "ready", "result"))
         else:
             noun = pick(ctx, NAMES[ret] if ret else NAMES[pick(ctx, (STRS, INTS, DICT, STR))])
+            if ctx.coined and chance(ctx, ctx.coined):
+                noun = coin(ctx)
             name = f"{pick(ctx, FUNC_VERBS[ret])}_{noun}"
         if is_free(ctx, name) and all(p.name != name for p in params):
             return name, noun
@@ -2659,6 +2685,8 @@ def class_name(ctx: Ctx) -> str:
     for _ in range(8):
         tail = pick(ctx, CLASS_TAILS)
         head = pick(ctx, CLASS_HEADS) if chance(ctx, 0.5) else ""
+        if ctx.coined and chance(ctx, ctx.coined):
+            head, tail = (head, coin(ctx).capitalize()) if head else (coin(ctx).capitalize(), tail)
         name = head + tail if head != tail else tail
         if is_free(ctx, name):
             return name
@@ -2988,11 +3016,11 @@ def header_lines(ctx: Ctx) -> list[str]:
     return lines
 
 
-def program(rng: random.Random) -> str:
-    """One program, ending with a newline."""
+def program(rng: random.Random, coined: float = 0.0) -> str:
+    """One program, ending with a newline; coined: the share of new names made up."""
     quote_style = rng.choice(("'", "'", "'", '"', '"', '"', '"', '"', ""))  # "": per literal
     target = 5 + rng.randrange(8) + rng.randrange(24)
-    ctx = Ctx(rng=rng, quote=quote_style, typed=rng.random() < 0.2, target=target)
+    ctx = Ctx(rng=rng, quote=quote_style, typed=rng.random() < 0.2, target=target, coined=coined)
     build(ctx)
     head = header_lines(ctx)
     if chance(ctx, 0.04):
@@ -3003,18 +3031,18 @@ def program(rng: random.Random) -> str:
     return "\n".join(head + ctx.lines) + "\n"
 
 
-def documents(seed: int) -> Iterator[str]:
-    """An endless stream of programs; document i depends only on (seed, i)."""
+def documents(seed: int, coined: float = 0.0) -> Iterator[str]:
+    """An endless stream of programs; document i depends only on (seed, coined, i)."""
     i = 0
     while True:
-        yield program(random.Random(f"{seed}:{i}"))
+        yield program(random.Random(f"{seed}:{i}"), coined)
         i += 1
 
 
-def text(seed: int, n_bytes: int) -> str:
+def text(seed: int, n_bytes: int, coined: float = 0.0) -> str:
     """The first documents of a seed joined by one blank line, until at least n_bytes long."""
     parts, size = [], 0
-    for doc in documents(seed):
+    for doc in documents(seed, coined):
         if size >= n_bytes:
             break
         size += len(doc) + bool(parts)

@@ -94,7 +94,13 @@ def test_fingerprint_records_each_component(tok):
     assert parts["tinypython"]["version"] == tinypython.GENERATOR_VERSION and parts["tinypython"]["share"] == 0.5
     other_seed = load_text(DataConfig(**SMALL, tinypython=0.5, strip_comments=True, tinypython_seed=1), tok, None,
                            shards=False).record()
-    assert len({plain["sha256"], mixed["sha256"], other_seed["sha256"]}) == 3
+    coined = load_text(DataConfig(**SMALL, tinypython=0.5, strip_comments=True, tinypython_coined=0.3), tok, None,
+                       shards=False)
+    assert "coined" not in parts["tinypython"] and coined.record()["components"]["tinypython"]["coined"] == 0.3
+    assert len({plain["sha256"], mixed["sha256"], other_seed["sha256"], coined.record()["sha256"]}) == 4
+    windows = [load_text(DataConfig(tinypython=1.0, tinypython_coined=c), tok, None).batch("train", 64, 4, 1, 0)
+               for c in (0.0, 0.5)]
+    assert not np.array_equal(*windows)  # the batches read the made-up names' text
 
 
 @pytest.mark.parametrize("value", ["-0.1", "1.5", "nan"])

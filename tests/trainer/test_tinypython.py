@@ -341,6 +341,30 @@ def test_functions_and_classes_are_used_after_their_definition(corpus):
     assert total > 200 and used >= 0.95 * total
 
 
+def name_words(name: str) -> list[str]:
+    """The words of a name, lowercased (split at underscores and CamelCase humps)."""
+    return [w.lower() for w in re.findall(r"[A-Z]?[a-z]+", name)]
+
+
+def made_up_names(src: str, known: set[str]) -> tuple[set[str], set[str]]:
+    """The names a program binds that contain a word outside known, and those of them read after binding."""
+    bound, loads = bindings_and_loads(ast.parse(src))
+    new = {n for n in bound if not n.startswith("__") and any(w not in known for w in name_words(n))}
+    return new, {name for name, where in loads if name in new and where > bound[name]}
+
+
+def test_coined_names_are_made_up_reused_and_deterministic():
+    assert text(0, 20_000, coined=0.0) == text(0, 20_000)  # no made-up names: version 2's text
+    docs = list(itertools.islice(documents(3, coined=0.5), 200))
+    assert docs == list(itertools.islice(documents(3, coined=0.5), 200))
+    assert docs[4] == program(random.Random("3:4"), 0.5)
+    known = {w for src in first(1, 2000) for name in bindings_and_loads(ast.parse(src))[0] for w in name_words(name)}
+    found = [made_up_names(src, known) for src in docs]
+    made_up, reused = sum(len(new) for new, _ in found), sum(len(read) for _, read in found)
+    assert made_up >= 1000 and reused >= 0.5 * made_up  # made-up names, most of them read again after binding
+    assert sum(len(made_up_names(src, known)[0]) for src in first(3, 200)) <= 10  # without coining: (almost) none
+
+
 def test_reuse_check_detects_programs_without_reuse():
     assert not reuses_a_name(ast.parse("x = 1\nprint(2)\n"))
     assert not reuses_a_name(ast.parse("print(y)\ny = 1\n"))
