@@ -76,6 +76,66 @@ def test_a_url_with_a_hash_restores_the_view(site_runs, base, watch):
     watch.clean()
 
 
+def read_and_write(page, hash_):
+    """[cx.readState() for a hash set by hand, the hash the page writes back for that state]."""
+    return page.evaluate("""(h) => { history.replaceState(null, "", h); const state = cx.readState(); cx.setState({});
+      return [state, location.hash]; }""", hash_)
+
+
+def test_the_hash_keys_read_and_write_the_published_url_forms(base, watch):
+    page = watch.goto(base + "index.html")
+    published = {  # the hash as the pages write it: the state it reads as
+        "#k=64&node=3.attn.v:17": {"k": 64, "node": "3.attn.v:17"},
+        "#ans=12%2C34&live=1&off=0.attn.q:3%2Cfinal_resid:7&prompt=x%20%3D%20%5B1%2C%202%0A":
+            {"ans": [12, 34], "live": True, "off": ["0.attn.q:3", "final_resid:7"], "prompt": "x = [1, 2\n"},
+        "#channel=7": {"channel": 7},
+        "#example=bottom0": {"example": "bottom0"},
+    }
+    for hash_, state in published.items():
+        assert read_and_write(page, hash_) == [state, hash_]
+    by_hand = "#off=3.attn.v:17,final_resid:7&node=a:1&ans=1,2"  # plain commas, any order
+    assert read_and_write(page, by_hand) == [{"ans": [1, 2], "node": "a:1", "off": ["3.attn.v:17", "final_resid:7"]},
+                                             "#ans=1%2C2&node=a:1&off=3.attn.v:17%2Cfinal_resid:7"]
+    malformed = "#k=6.4&channel=-1&ans=1,x&example=top&live=yes&off=,,&node=&prompt=%E0%A4%A&zzz=1"
+    assert read_and_write(page, malformed) == [{}, ""]
+    error = page.evaluate("() => { try { cx.setState({nodes: 'x'}); return null; } catch (e) { return e.message; } }")
+    assert error == "not a URL hash key: nodes"
+    watch.clean()
+
+
+def test_a_malformed_hash_opens_the_default_view(site_runs, base, watch):
+    rec = circuit(site_runs, "lambda_func")
+    page = watch.goto(base + "tiny-a/lambda_func/index.html#node=9.attn.q:999&k=abc&off=%E0%A4%A&live=yes&zzz=1")
+    assert page.locator("#card").is_hidden() and page.locator("circle.node.selected").count() == 0
+    assert page.locator("#k-label").inner_text() == f"whole circuit: {len(rec['nodes'])} nodes"
+    assert page.locator("circle.node.gone").count() == 0 and page.locator("circle.node.ablated").count() == 0
+    assert page.locator("#live-open").is_visible()  # live=yes is not live=1: the panel stays closed
+    node = rec["nodes"][1]["id"]
+    page.locator(f'circle.node[data-id="{node}"]').click()
+    assert page.evaluate("location.hash") == f"#node={node}"  # what was unknown or malformed is not written back
+    page = watch.goto(base + "tiny-a/index.html#channel=7abc")
+    assert page.locator("#channel").input_value() == "0"
+    page = watch.goto(base + "tiny-a/lambda_func/" + node.replace(":", ".") + ".html#example=top2%22%5D")
+    assert page.locator(".ex").count() > 0 and page.locator(".ex.selected").count() == 0
+    watch.clean()
+
+
+def test_a_selection_survives_a_reload(site_runs, base, watch):
+    rec = circuit(site_runs, "lambda_func")
+    node = rec["nodes"][4]["id"]
+    page = watch.goto(base + "tiny-a/lambda_func/index.html")
+    page.locator(f'circle.node[data-id="{node}"]').click()
+    page.locator("#k-range").fill("1")
+    label, url = page.locator("#k-label").inner_text(), page.url
+    assert label.startswith("k = ") and f"node={node}" in url
+    page.reload(wait_until="load")
+    assert page.url == url
+    assert page.locator("#card a.node-link").inner_text() == node
+    assert page.locator(f'circle.node.selected[data-id="{node}"]').count() == 1
+    assert page.locator("#k-range").input_value() == "1" and page.locator("#k-label").inner_text() == label
+    watch.clean()
+
+
 def test_hostile_token_text_shows_as_text_and_runs_nothing(site_runs, base, watch):
     rec = circuit(site_runs, "lambda_func")
     for rel in ["tiny-a/lambda_func/index.html", "tiny-a/index.html",

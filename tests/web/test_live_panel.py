@@ -113,7 +113,7 @@ def test_probabilities_and_activations_equal_python(base, watch, python):
              ("total = 0\nfor item in items:\n    total += item.price if item else 0\nprint(total", []),
              ("x" * 3, py.nodes)]
     for prompt, off in cases:
-        set_state(page, {"prompt": prompt, "off": ",".join(off) or None})
+        set_state(page, {"prompt": prompt, "off": off or None})
         assert_matches(shown(page), py(prompt, set(off)), py.tok.encode(prompt).ids)
     watch.clean()
 
@@ -129,7 +129,7 @@ def test_circuit_model_in_the_page_equals_pytorch(site, site_runs, watch, python
     page = open_live(watch, site[0].resolve().as_uri() + "/" + PAGE.format("var_swap"))
     prompt, off = py.live["ready"][1]["prompt"], py.nodes[1::2]
     answers = py.live["ready"][1]["answers"]
-    set_state(page, {"prompt": prompt, "off": ",".join(off), "ans": ",".join(map(str, answers))})
+    set_state(page, {"prompt": prompt, "off": off, "ans": answers})
     got = shown(page)
     ids = torch.tensor([py.tok.encode(prompt).ids])
     with torch.no_grad():
@@ -177,6 +177,37 @@ def test_a_link_restores_prompt_and_mask(base, watch, python):
     assert page.locator("circle.node.ablated").count() == len(off)
     assert_matches(shown(page), py(prompt, set(off)), py.tok.encode(prompt).ids)
     assert page.locator("#live-probs").inner_text().count(f"{len(py.nodes) - len(off)} of {len(py.nodes)} nodes kept") == 1
+    watch.clean()
+
+
+def test_a_hand_edited_link_falls_back_and_a_reload_keeps_the_state(site, watch, python):
+    from urllib.parse import quote
+
+    py = python["lambda_func"]
+    prompt, node, other = py.live["ready"][0]["prompt"], py.nodes[2], py.nodes[5]
+    vocab = py.live["vocab_size"]
+    url = (site[0].resolve().as_uri() + "/" + PAGE.format("lambda_func") +
+           f"#live=1&off={quote('no.such:node,' + node)}&ans={vocab},1&prompt={quote(prompt)}&zzz=1")
+    page = open_live(watch, url)
+    assert page.evaluate("cxLive.shown.answers") == py.live["answers"]  # an answer outside the vocabulary: the task's
+    assert page.evaluate("Array.from(cxLive.shown.off)") == [node]  # an id not in the circuit is ignored
+    assert page.locator("circle.node.ablated").count() == 1
+    assert_matches(shown(page), py(prompt, {node}), py.tok.encode(prompt).ids)
+    version = page.evaluate("cxLive.version")
+    page.locator(f'circle.node[data-id="{other}"]').click()
+    page.wait_for_function(f"cxLive.version > {version}")
+    page.evaluate("cxLive.idle()")
+    written = page.evaluate("location.hash")
+    assert "live=1&off=" in written and "zzz" not in written and "no.such" not in written
+    page.reload(wait_until="load")
+    page.wait_for_function("window.cxLive && window.cxLive.version > 0", timeout=30000)
+    page.evaluate("cxLive.idle()")
+    assert page.evaluate("location.hash") == written
+    assert page.locator("#live-prompt").input_value() == prompt
+    assert page.evaluate("cxLive.shown.answers") == py.live["answers"]
+    assert sorted(page.evaluate("Array.from(cxLive.shown.off)")) == sorted([node, other])
+    assert page.locator("circle.node.ablated").count() == 2
+    assert_matches(shown(page), py(prompt, {node, other}), py.tok.encode(prompt).ids)
     watch.clean()
 
 

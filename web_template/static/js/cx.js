@@ -33,24 +33,59 @@
   // Forget a loaded shard (large data the page has handed on, such as a weights file's twin).
   function drop(key) { delete store[key]; }
 
-  // "#node=3.attn.v:17&k=64" <-> {node: "3.attn.v:17", k: "64"}
+  // The URL hash's keys: what each holds (and which script reads it), its parse (the URL's text -> value; undefined
+  // where malformed, so the page's default applies) and its format (value -> text; "" leaves the key out). Published
+  // links use these spellings and the forms the pages write, keys in this order: "#k=64&node=3.attn.v:17",
+  // "#ans=12%2C34&live=1&off=3.attn.v:17%2C0.mlp.post_act:5&prompt=x%20%3D%201" (a plain "," reads the same).
+  const count = { // a non-negative integer: "64"
+    parse: (s) => (/^\d+$/.test(s) && Number.isSafeInteger(+s) ? +s : undefined),
+    format: (n) => (Number.isSafeInteger(n) && n >= 0 ? String(n) : "") };
+  const HASH_KEYS = {
+    ans: { // live panel: the answers' token ids when not the task's, "12,34" (live.js)
+      parse: (s) => { const m = /^(\d+),(\d+)$/.exec(s); return m ? [+m[1], +m[2]] : undefined; },
+      format: (ids) => ids.join(",") },
+    channel: count, // model page: the residual channel shown (embed.js)
+    example: { // node page: the selected activation example, "top2" or "bottom0" (heatmap.js)
+      parse: (s) => (/^(top|bottom)\d+$/.test(s) ? s : undefined), format: String },
+    k: count, // circuit page: the sweep stop shown, in nodes kept; absent: the whole circuit (graph.js, sweep.js)
+    live: { // circuit page: the live panel is open, "1" (live.js)
+      parse: (s) => (s === "1" ? true : undefined), format: (on) => (on ? "1" : "") },
+    node: { // circuit page: the selected node's id (graph.js; node pages link to it)
+      parse: (s) => s || undefined, format: String },
+    off: { // live panel: the mean-ablated nodes' ids, comma-separated (graph.js, live.js)
+      parse: (s) => { const ids = s.split(",").filter(Boolean); return ids.length ? ids : undefined; },
+      format: (ids) => ids.join(",") },
+    prompt: { parse: (s) => s, format: String }, // live panel: the prompt's text (live.js)
+  };
+
+  // The view state in location.hash, parsed: {node: "3.attn.v:17", k: 64}; keys absent, unknown or malformed in
+  // the URL are left out.
   function readState() {
-    const out = {};
+    const text = new Map();
     location.hash.replace(/^#/, "").split("&").forEach((part) => {
       if (!part) return;
       const i = part.indexOf("=");
       const k = i < 0 ? part : part.slice(0, i);
-      try { out[decodeURIComponent(k)] = i < 0 ? "" : decodeURIComponent(part.slice(i + 1)); } catch (e) { /* ignore bad escapes */ }
+      try { text.set(decodeURIComponent(k), i < 0 ? "" : decodeURIComponent(part.slice(i + 1))); } catch (e) { /* ignore bad escapes */ }
+    });
+    const out = {};
+    Object.entries(HASH_KEYS).forEach(([k, key]) => {
+      const v = text.has(k) ? key.parse(text.get(k)) : undefined;
+      if (v !== undefined) out[k] = v;
     });
     return out;
   }
 
   function encode(s) { return encodeURIComponent(s).replace(/%3A/g, ":"); }
 
+  // Change the view state: patch holds declared keys only, valued as readState gives them (null removes one).
   function setState(patch) {
+    const undeclared = Object.keys(patch).filter((k) => !Object.prototype.hasOwnProperty.call(HASH_KEYS, k));
+    if (undeclared.length) throw new Error("not a URL hash key: " + undeclared.join(", "));
     const state = Object.assign(readState(), patch);
-    const hash = Object.keys(state).sort().filter((k) => state[k] !== null && state[k] !== undefined && state[k] !== "")
-      .map((k) => encode(k) + "=" + encode(String(state[k]))).join("&");
+    const hash = Object.keys(HASH_KEYS).sort()
+      .map((k) => [k, state[k] === null || state[k] === undefined ? "" : HASH_KEYS[k].format(state[k])])
+      .filter(([, s]) => s !== "").map(([k, s]) => k + "=" + encode(s)).join("&");
     history.replaceState(null, "", hash ? "#" + hash : location.pathname + location.search);
     listeners.forEach((fn) => fn(readState()));
   }

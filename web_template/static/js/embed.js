@@ -15,12 +15,12 @@ cx.mount("embed", (node) => {
     return cx.el("div", {}, cx.el("h3", { text: title }), ul);
   }
   function render(state) {
-    const c = Math.max(0, Math.min(n - 1, parseInt(state.channel || "0", 10) || 0));
+    const c = Math.min(n - 1, state.channel || 0);
     input.value = c;
     body.replaceChildren(list("tokens writing + to it", e.reads[c].pos), list("tokens writing − to it", e.reads[c].neg),
       list("logits it raises", e.writes[c].pos), list("logits it lowers", e.writes[c].neg));
   }
-  input.addEventListener("change", () => cx.setState({ channel: input.value }));
+  input.addEventListener("change", () => cx.setState({ channel: parseInt(input.value, 10) }));
   cx.onState(render);
   render(cx.readState());
 });

@@ -170,12 +170,12 @@
     const index = new Map(g.nodes.map((n, j) => [n.id, j]));
     let drawn = null; // the view state last drawn: node and k (the live panel's ablations only restyle nodes)
     function render(state) {
-      const off = new Set((state.off || "").split(","));
+      const off = new Set(state.off || []);
       parts.nodes.classed("ablated", (n) => off.has(n.id));
       if (drawn && drawn.node === state.node && drawn.k === state.k) return;
       drawn = { node: state.node, k: state.k };
       const j = index.has(state.node) ? index.get(state.node) : null;
-      const at = points.findIndex((p) => String(p.k) === state.k);
+      const at = points.findIndex((p) => p.k === state.k);
       const k = at < 0 ? Infinity : points[at].k;
       range.value = at < 0 ? points.length : at;
       const kept = g.nodes.filter((n) => n.rank < k).length;

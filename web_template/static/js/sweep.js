@@ -21,7 +21,7 @@ cx.mount("sweep", (node) => {
     .attr("cx", (p) => x(p.k)).attr("cy", (p) => y(p.loss)).attr("r", 3.5)
     .on("click", (_, p) => cx.setState({ k: p.k < g.nodes.length ? p.k : null }));
   dots.append("title").text((p) => `k = ${p.k}: loss ${cx.fmt(p.loss)}`);
-  const show = (s) => dots.classed("current", (p) => String(p.k) === s.k);
+  const show = (s) => dots.classed("current", (p) => p.k === s.k);
   cx.onState(show);
   show(cx.readState());
 });
