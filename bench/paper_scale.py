@@ -71,8 +71,7 @@ def prune_job(run: str, device: str, short: bool, mean_tokens: int, steps: int) 
 def planted_job(run: str, device: str, mean_tokens: int, nodes: list[str]) -> None:
     """Instead of pruning: the planted nodes as the circuit, described by the pruner's own code (edges, links, counts)
     and measured on 64 test pairs (full, circuit, inverse, empty); no search, so no sweep or random control."""
-    from trainer.circuit import circuit_text, counts, qk_pairs, resid_links, unembed_edges, weight_edges
-    from trainer.fileio import atomic_write_bytes
+    from trainer.circuit import counts, qk_pairs, resid_links, unembed_edges, weight_edges, write_circuit
     from trainer.jobs import JobConfig, circuit_header, load_run_on, resolve_device, task_splits
     from trainer.masks import all_kept, kept_from_ids
     from trainer.means import means_for_run
@@ -98,7 +97,7 @@ def planted_job(run: str, device: str, mean_tokens: int, nodes: list[str]) -> No
               "edges": edges, "unembed_edges": unembed, "resid_links": links, "qk_pairs": pairs, "sweep": [],
               "prune": {"searched": False, "meets_target": metrics["loss_circuit"] <= cfg.prune.target_loss,
                         "seconds": round(time.perf_counter() - t0, 1)}}
-    atomic_write_bytes(Path(run) / "circuits" / f"{TASK}.json", circuit_text(record).encode())
+    write_circuit(Path(run) / "circuits" / f"{TASK}.json", record)
     print(json.dumps(metrics))
 
 

@@ -16,10 +16,11 @@ from trainer.circuit import read_circuit
 from trainer.errors import UserError
 from trainer.fileio import file_sha256, read_json
 from trainer.masks import Kept, kept_from_ids
-from trainer.run import METRICS, MODEL, TOKENIZER, Run, load_run, load_tensors, read_metrics
+from trainer.means import read_means
+from trainer.run import Run, load_run, read_metrics
+from trainer.schema import CIRCUITS, MEANS, METRICS, MODEL, TASKS_FILE, TOKENIZER, read_task_table
 from trainer.tokenizer import load_tokenizer
 
-MEANS, CIRCUITS, TASKS_FILE = "means.safetensors", "circuits", "tasks.json"
 SLUG = re.compile(r"[A-Za-z0-9._-]+")  # file names that unzip on every OS
 RESERVED = frozenset({"data", "onnx", "assets", "standalone", "index.html", "manifest.json", ".nojekyll"})
 
@@ -96,9 +97,9 @@ def read_run(run_dir: Path) -> RunInput:
                         f"{run.cfg.model.vocab_size}; this tokenizer does not belong to the run")
     model_sha = file_sha256(run_dir / MODEL)
     circuits = read_circuits(run, model_sha)
-    means = read_means(run, model_sha, circuits) if circuits else None
+    means = check_means(run, model_sha, circuits) if circuits else None
     return RunInput(slug=slug(run_dir.resolve().name, run_dir), run=run, model_sha=model_sha, tokenizer=tok,
-                    metrics=read_metrics(run_dir / METRICS), task_table=read_task_table(run_dir / TASKS_FILE),
+                    metrics=read_metrics(run_dir / METRICS), task_table=task_rows(run_dir / TASKS_FILE),
                     means=means, circuits=circuits)
 
 
@@ -110,14 +111,9 @@ def slug(name: str, where: Path) -> str:
     return s
 
 
-def read_task_table(path: Path) -> dict[str, dict[str, Any]]:
-    """tasks.json's per-task rows (empty when the run has not been pruned)."""
-    if not path.is_file():
-        return {}
-    table = read_json(path)
-    if not isinstance(table, dict) or not isinstance(table.get("tasks", {}), dict):
-        raise UserError(f"{path}: expected {{'tasks': {{name: row}}}}; re-run circexport prune")
-    return table.get("tasks", {})
+def task_rows(path: Path) -> dict[str, dict[str, Any]]:
+    """tasks.json's per-task rows, checked (empty when the run has not been evaluated)."""
+    return read_task_table(read_json(path), path)["tasks"] if path.is_file() else {}
 
 
 def read_circuits(run: Run, model_sha: str) -> list[CircuitInput]:
@@ -126,9 +122,6 @@ def read_circuits(run: Run, model_sha: str) -> list[CircuitInput]:
     out = []
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
         record = read_circuit(path, model_sha)
-        for key in ("name", "target", "alternative"):
-            if key not in record["task"]:
-                raise UserError(f"{path}: field task.{key} is missing; re-run circexport prune")
         try:
             kept = kept_from_ids(run.model, [n["id"] for n in record["nodes"]])
         except (KeyError, ValueError, TypeError) as e:
@@ -137,23 +130,14 @@ def read_circuits(run: Run, model_sha: str) -> list[CircuitInput]:
     return out
 
 
-def read_means(run: Run, model_sha: str, circuits: list[CircuitInput]) -> dict[str, torch.Tensor]:
+def check_means(run: Run, model_sha: str, circuits: list[CircuitInput]) -> dict[str, torch.Tensor]:
     """means.safetensors, checked to be of this model and of the token count the circuits were pruned with."""
     path = run.path / MEANS
-    if not path.is_file():
-        raise UserError(f"{path}: file not found; the circuits need the mean activations they were pruned with "
-                        "(re-run circexport prune)")
-    means = load_tensors(path)
+    means = read_means(path, run.model, model_sha)
     with safe_open(path, "pt") as f:
-        meta = f.metadata() or {}
-    if meta.get("model_sha256") != model_sha:
-        raise UserError(f"{path}: computed for a different model.safetensors; re-run circexport prune")
-    missing = sorted(set(run.model.node_locations()) - set(means))
-    if missing:
-        raise UserError(f"{path}: no means for {missing[0]!r}; re-run circexport prune")
+        tokens = (f.metadata() or {})["tokens"]
     for c in circuits:
-        tokens = c.record.get("ablation", {}).get("tokens")
-        if tokens is not None and str(tokens) != meta.get("tokens"):
-            raise UserError(f"{c.path}: pruned with means over {tokens} tokens, but {path} holds means over "
-                            f"{meta.get('tokens')} tokens; re-run circexport prune")
+        if str(c.record["ablation"]["tokens"]) != tokens:
+            raise UserError(f"{c.path}: pruned with means over {c.record['ablation']['tokens']} tokens, but {path} "
+                            f"holds means over {tokens} tokens; re-run circexport prune")
     return means

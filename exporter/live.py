@@ -10,7 +10,8 @@ import torch
 from tokenizers import Tokenizer
 
 from exporter.inputs import CircuitInput, RunInput
-from exporter.tables import answer_probabilities, sig
+from exporter.tables import answer_probabilities
+from trainer.fileio import significant
 from trainer.tokenizer import SPLIT_PATTERN
 
 LIVE_FORMAT = 1
@@ -99,5 +100,5 @@ def adversarial(run: RunInput, c: CircuitInput, answers: list[int], n_ctx: int) 
     last = torch.tensor([len(row) - 1 for row in ids])  # [n]
     first, second = (torch.full((len(ids),), a) for a in answers)
     pf, pc = answer_probabilities(run.run.model, run.means, c.kept, tokens, last, first, second)
-    return [{"kind": "adversarial", "prompt": p, "answers": answers, "role": None, "p_full": sig(f, 3),
-             "p_circuit": sig(q, 3)} for p, f, q in zip(prompts, pf.tolist(), pc.tolist())]
+    return [{"kind": "adversarial", "prompt": p, "answers": answers, "role": None, "p_full": significant(f, 3),
+             "p_circuit": significant(q, 3)} for p, f, q in zip(prompts, pf.tolist(), pc.tolist())]

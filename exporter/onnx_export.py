@@ -17,7 +17,7 @@ from onnx import numpy_helper
 from exporter import weights as wt
 from exporter.render import base64_twin
 from trainer.errors import UserError
-from trainer.masks import parse_node_id
+from trainer.schema import parse_node_id
 from trainer.model import GPT, Sparsify
 
 OPSET = 17

@@ -15,10 +15,11 @@ from exporter import onnx_export as ox
 from exporter.inputs import CircuitInput, RunInput
 from exporter.render import SiteWriter
 from exporter.tables import (TaskSample, class_activations, context_ids, embedding_view, node_activations, node_table,
-                             sig, task_examples, token_strings)
+                             task_examples, token_strings)
 from trainer.circuit import control_threshold, faithfulness_checks
 from trainer.config import to_dict
-from trainer.masks import parse_node_id
+from trainer.fileio import significant
+from trainer.schema import bibtex_key, node_file, parse_node_id
 
 
 @dataclass(frozen=True)
@@ -28,12 +29,6 @@ class Samples:
     windows: torch.Tensor  # [N, W] pretraining windows
     tasks: dict[str, TaskSample | None]  # per circuit slug: its task's pairs, None without the task suite
     chars: str = ""  # every distinct character of the training text (the live panel flags the others)
-
-
-def node_file(node: str) -> str:
-    """A node id as a file stem: `3.attn.v:17` -> `3.attn.v.17` (no ':' in file names)."""
-    loc, i = parse_node_id(node)
-    return f"{loc}.{i}"
 
 
 def write_model(site: SiteWriter, run: RunInput, samples: Samples, options: Any, bar: tqdm) -> dict[str, Any]:
@@ -124,7 +119,7 @@ def weight_rows(model: Any) -> list[dict[str, Any]]:
 def curves(metrics: list[dict[str, Any]]) -> dict[str, list]:
     """Training curves as columns (step, tokens, loss, val_loss, l0, lr)."""
     cols = ("step", "tokens", "loss", "val_loss", "l0", "lr")
-    return {c: [None if r.get(c) is None else (sig(r[c], 6) if isinstance(r[c], float) else r[c]) for r in metrics] for c in cols}
+    return {c: [None if r.get(c) is None else (significant(r[c], 6) if isinstance(r[c], float) else r[c]) for r in metrics] for c in cols}
 
 
 def answer_ids(run: RunInput, c: CircuitInput) -> tuple[int | None, int | None]:
@@ -162,7 +157,7 @@ def write_circuit(site: SiteWriter, run: RunInput, c: CircuitInput, samples: Sam
                 ex["t"] = [strings[i] for i in ex["t"]]
         table["classes"] = None if classes is None else [{**lab, "values": v} for lab, v in zip(labels, classes[n["id"]])]
         site.shard(f"data/{m}/{t}/nodes/{n['file']}.js", f"{m}/{t}/{n['id']}", table)
-        snippet = None if top is None else {"ids": context_ids(windows, top), "value": sig(acts[row[n["id"]], top["w"], top["p"]], 6)}
+        snippet = None if top is None else {"ids": context_ids(windows, top), "value": significant(acts[row[n["id"]], top["w"], top["p"]], 6)}
         site.page(f"{m}/{t}/{n['file']}.html", "node.html", model=m, circuit=t, task=rec["task"], node=n,
                   wiring=wiring(nodes.index(n), indexed, nodes), stats=table["stats"], snippet=snippet, onnx=onnx_files,
                   n_nodes=len(nodes), node_index=nodes.index(n), cite=cite(m, t, n, run, options.site_url),
@@ -242,7 +237,7 @@ def graph_data(run: RunInput, c: CircuitInput, nodes: list[dict[str, Any]], answ
     """The circuit shard: nodes, weighted edges, residual links, unembedding edges, q-k pairs, sweep, metrics."""
     rec, cfg = c.record, run.run.cfg.model
     index = {n["id"]: j for j, n in enumerate(nodes)}
-    edges = [[index[e["src"]], index[e["dst"]], sig(e["weight"])] for e in rec.get("edges", [])
+    edges = [[index[e["src"]], index[e["dst"]], significant(e["weight"])] for e in rec.get("edges", [])
              if e["src"] in index and e["dst"] in index]
     links = [[index[e["src"]], index[e["dst"]]] for e in rec.get("resid_links", []) if e["src"] in index and e["dst"] in index]
     unembed_raw = [e for e in rec.get("unembed_edges", []) if e["src"] in index]
@@ -253,14 +248,14 @@ def graph_data(run: RunInput, c: CircuitInput, nodes: list[dict[str, Any]], answ
     tokens = fixed + sorted((t for t in mass if t not in fixed), key=lambda t: (-mass[t], t))[:MAX_ANSWERS - len(fixed)]
     role = {a: r for a, r in zip(answers, ("target", "alternative")) if a is not None}
     slot = {t: k for k, t in enumerate(tokens)}
-    unembed = [[index[e["src"]], slot[e["token"]], sig(e["weight"])] for e in unembed_raw if e["token"] in slot]
+    unembed = [[index[e["src"]], slot[e["token"]], significant(e["weight"])] for e in unembed_raw if e["token"] in slot]
     qk = [[index[p["q"]], index[p["k"]], p.get("head")] for p in rec.get("qk_pairs", []) if p["q"] in index and p["k"] in index]
     keys = ("id", "loc", "layer", "kind", "i", "head", "tau", "mean", "delta", "rank", "file")
     return {"model": run.slug, "circuit": c.slug, "task": rec["task"], "n_layer": cfg.n_layer, "d_head": cfg.d_head,
             "answers": [{"token": t, "text": strings[t], "role": role.get(t, "answer")} for t in tokens],
-            "nodes": [{k: (sig(n[k], 5) if isinstance(n[k], float) else n[k]) for k in keys} for n in nodes],
+            "nodes": [{k: (significant(n[k], 5) if isinstance(n[k], float) else n[k]) for k in keys} for n in nodes],
             "edges": edges, "links": links, "unembed": unembed, "qk": qk, "counts": rec["counts"],
-            "sweep": [[p["k"], sig(p["loss"])] for p in rec.get("sweep", [])],
+            "sweep": [[p["k"], significant(p["loss"])] for p in rec.get("sweep", [])],
             "target_loss": rec["task"].get("target_loss"), "metrics": dict(rec["metrics"])}
 
 
@@ -297,7 +292,7 @@ def cite(m: str, t: str, n: dict[str, Any], run: RunInput, site_url: str) -> dic
     """A BibTeX entry and a permalink for a node page."""
     rel = f"{m}/{t}/{n['file']}.html"
     url = f"{site_url.rstrip('/')}/{rel}" if site_url else ""
-    key = "cx:" + ":".join(s.replace(".", "-") for s in (m, t, n["file"]))
+    key = bibtex_key(m, t, n["id"])
     bib = (f"@misc{{{key},\n  title = {{Node {n['id']} of the {t} circuit of {m}}},\n"
            f"  howpublished = {{\\url{{{url or rel}}}}},\n"
            f"  note = {{circexport circuit site; model.safetensors sha256 {run.model_sha[:16]}}}\n}}")
@@ -352,6 +347,6 @@ def write_home(site: SiteWriter, models: list[dict[str, Any]]) -> None:
         edges = [c["edges"] for c in s["circuits"]]
         if edges and s["val_loss"] is not None:
             geo = math.exp(sum(math.log(max(1, e)) for e in edges) / len(edges))
-            points.append({"model": s["slug"], "kind": s["kind"], "loss": sig(s["val_loss"]), "edges": sig(geo), "circuits": len(edges)})
+            points.append({"model": s["slug"], "kind": s["kind"], "loss": significant(s["val_loss"]), "edges": significant(geo), "circuits": len(edges)})
     site.shard("data/home.js", "home", {"points": points})
     site.page("index.html", "home.html", models=models, points=points)

@@ -17,7 +17,9 @@ from tokenizers import Tokenizer
 from exporter.inputs import CircuitInput, RunInput
 from trainer import data
 from trainer.errors import UserError
-from trainer.masks import Kept, ablate, model_device, parse_node_id
+from trainer.fileio import significant
+from trainer.masks import Kept, ablate, model_device
+from trainer.schema import parse_node_id
 from trainer.mixture import TrainingText
 from trainer.model import GPT
 
@@ -39,12 +41,6 @@ class TableConfig:
     bins: int = 24  # histogram bins over the nonzero activations
     task_pairs: int = 32  # task pairs behind the class activations and the task examples
     batch: int = 64  # windows per forward pass
-
-
-def sig(x: float, digits: int = 4) -> float:
-    """A float rounded to `digits` significant digits (compact, deterministic JSON)."""
-    x = float(x)
-    return 0.0 if x == 0 or not math.isfinite(x) else float(f"{x:.{digits}g}")
 
 
 def token_strings(tok: Tokenizer, vocab_size: int) -> list[str]:
@@ -114,16 +110,16 @@ def node_table(acts: np.ndarray, windows: np.ndarray, cfg: TableConfig) -> dict[
     part = np.partition(flat, kth)  # one pass: the order statistics below sit at their sorted positions
     scale = float(max(-part[0], part[-1], 0.0)) or 1.0
     nonzero = flat[flat != 0]
-    stats = {"mean": sig(flat.mean()), "sd": sig(flat.std()), "min": sig(part[0]), "max": sig(part[-1]),
-             "frac_nonzero": sig(nonzero.size / n), "n": int(n), "scale": sig(scale, 6)}
+    stats = {"mean": significant(flat.mean()), "sd": significant(flat.std()), "min": significant(part[0]), "max": significant(part[-1]),
+             "frac_nonzero": significant(nonzero.size / n), "n": int(n), "scale": significant(scale, 6)}
     for q, r in zip(PERCENTILES, ranks):
         lo, hi = part[int(np.floor(r))], part[int(np.ceil(r))]
-        stats[f"p{q:02d}"] = sig(lo + (hi - lo) * (r - np.floor(r)))
+        stats[f"p{q:02d}"] = significant(lo + (hi - lo) * (r - np.floor(r)))
     hist = None
     if nonzero.size:
         lo, hi = float(nonzero.min()), float(nonzero.max())
         counts, edges = np.histogram(nonzero, bins=cfg.bins, range=(lo, hi if hi > lo else lo + 1e-6))
-        hist = {"counts": counts.tolist(), "edges": [sig(e) for e in edges], "zeros": int(n - nonzero.size)}
+        hist = {"counts": counts.tolist(), "edges": [significant(e) for e in edges], "zeros": int(n - nonzero.size)}
     top = _ends(flat, part[n - m], largest=True)[:m]
     bottom = _ends(flat, part[m - 1], largest=False)[:m]
     return {"stats": stats, "hist": hist,
@@ -151,7 +147,7 @@ def _examples(acts: np.ndarray, windows: np.ndarray, cand: np.ndarray, scale: fl
     out = []
     for w, p in chosen:
         lo, hi = max(0, p - cfg.left), min(width, p + cfg.right + 1)
-        out.append({"w": w, "p": p, "v": sig(acts[w, p]), "o": p - lo,
+        out.append({"w": w, "p": p, "v": significant(acts[w, p]), "o": p - lo,
                     "t": windows[w, lo:hi].tolist(), "a": np.rint(acts[w, lo:hi] / scale * 127).astype(int).tolist()})
     return out
 
@@ -173,7 +169,7 @@ def embedding_view(model: GPT, top: int = 6) -> dict[str, Any]:
             entry = {}
             for sign, order in (("pos", torch.argsort(-col, stable=True)), ("neg", torch.argsort(col, stable=True))):
                 ids = [int(i) for i in order[:top] if (col[i] > 0 if sign == "pos" else col[i] < 0)]
-                entry[sign] = [[i, sig(col[i])] for i in ids]
+                entry[sign] = [[i, significant(col[i])] for i in ids]
             channels.append(entry)
         view[name] = channels
     return view
@@ -233,7 +229,7 @@ def class_activations(model: GPT, sample: TaskSample, node_ids: list[str],
     for node in node_ids:
         loc, i = parse_node_id(node)
         vals = at_last[loc][:, i]  # [N]
-        out[node] = [[sig(v) for v in vals[parity::2].tolist()] for parity in (0, 1)]
+        out[node] = [[significant(v) for v in vals[parity::2].tolist()] for parity in (0, 1)]
     return out
 
 
@@ -262,5 +258,5 @@ def task_examples(model: GPT, means: dict[str, torch.Tensor], circuit: CircuitIn
     correct, wrong = sample.correct[rows], sample.wrong[rows]
     pf, pc = answer_probabilities(model, means, circuit.kept, tokens, last, correct, wrong, device)
     return [{"prompt": tokens[r, :int(last[r]) + 1].tolist(), "correct": int(correct[r]), "wrong": int(wrong[r]),
-             "role": "target" if r % 2 == 0 else "alternative", "p_full": sig(pf[r], 3), "p_circuit": sig(pc[r], 3)}
+             "role": "target" if r % 2 == 0 else "alternative", "p_full": significant(pf[r], 3), "p_circuit": significant(pc[r], 3)}
             for r in rows.tolist()]

@@ -12,10 +12,12 @@ import shutil
 from pathlib import Path
 
 from trainer import data
-from trainer.circuit import circuit_text, counts, qk_pairs, resid_links, unembed_edges, weight_edges
+from trainer import circuit
+from trainer.circuit import counts, qk_pairs, resid_links, unembed_edges, weight_edges
 from trainer.config import load_config
-from trainer.fileio import file_sha256
-from trainer.masks import kept_from_ids, kept_ids, node_id
+from trainer.fileio import file_sha256, write_json
+from trainer.masks import kept_from_ids, kept_ids
+from trainer.schema import TASK_TABLE_FORMAT, TASKS_FILE, node_id
 from trainer.means import compute_means
 from trainer.run import MODEL, TOKENIZER, load_run, load_tensors, save_tensors
 from trainer.tokenizer import load_tokenizer
@@ -23,6 +25,7 @@ from trainer.train import TrainOptions, train
 
 XSS = "<img src=x onerror=alert(1)>"
 MEAN_TOKENS = 4096
+TARGET_LOSS = 0.69  # the fixture circuit (loss 0.62) meets it; its inverse and random controls (0.69) do not
 TASKS = {  # name: (target, alternative): a suite task, a suite task whose answers are labels, a task not in the suite
     "lambda_func": (":", "(self"),
     "var_swap": ("first name", "second name"),
@@ -71,8 +74,9 @@ def write_circuit(run_dir: Path, name: str, target: str, alternative: str, per_m
     record = {
         "model": {"run": run.cfg.name, "sha256": file_sha256(run_dir / MODEL)},
         "task": {"name": name, "description": f"Predict {target!r} rather than {alternative!r}; {XSS}",
-                 "target": target, "alternative": alternative, "target_loss": 0.7},
+                 "target": target, "alternative": alternative, "target_loss": TARGET_LOSS},
         "ablation": {"kind": "mean", "tokens": MEAN_TOKENS},
+        "splits": {"train_pairs": 64, "eval_pairs": 32, "test_pairs": 32},
         "metrics": {"loss_full": 0.45, "acc_full": 0.8, "loss_circuit": 0.62, "acc_circuit": 0.7, "loss_inverse": 0.69,
                     "loss_inverse_refit": 0.5, "inverse_refit_offset": 1.5, "loss_empty": 0.693, "loss_random_mean": 0.69, "loss_random_sd": 0.01, "loss_attribution_same_k": 0.68,
                     "attribution_nodes_at_target": None, "attribution_edges_at_target": None,
@@ -80,11 +84,10 @@ def write_circuit(run_dir: Path, name: str, target: str, alternative: str, per_m
         "counts": counts(kept, edges, unembed, links, pairs),
         "nodes": nodes, "edges": edges, "unembed_edges": unembed, "resid_links": links, "qk_pairs": pairs,
         "sweep": [{"k": k, "loss": 0.693 - 0.25 * min(1.0, k / len(ids))} for k in sorted({0, 1, 2, 4, 8, 16, 32, len(ids), total})],
-        "prune": {"seed": 0, "steps": 0, "seconds": 0.0, "meets_target": True},
+        "prune": {"seed": 0, "steps": 0, "seconds": 0.0, "meets_target": True, "target_loss": TARGET_LOSS},
     }
     path = run_dir / "circuits" / f"{name}.json"
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(circuit_text(record))
+    circuit.write_circuit(path, record)
     return path
 
 
@@ -114,11 +117,11 @@ def make_runs(root: Path, cache: Path) -> dict[str, Path]:
     write_means(a, cache)
     for name, (target, alternative) in TASKS.items():
         write_circuit(a, name, target, alternative)
-    table = {"format_version": 1, "model_sha256": file_sha256(a / MODEL), "tasks": {
-        "lambda_func": {"loss": 0.45, "accuracy": 0.8, "learned": True},
-        "var_swap": {"loss": 0.5, "accuracy": 0.75, "learned": True},
-        "for_while": {"loss": 0.69, "accuracy": 0.5, "learned": False}}}
-    (a / "tasks.json").write_text(json.dumps(table, sort_keys=True, indent=2) + "\n")
+    table = {"format_version": TASK_TABLE_FORMAT, "model_sha256": file_sha256(a / MODEL), "tasks": {
+        "lambda_func": {"loss": 0.45, "accuracy": 0.8, "learned": True, "target_loss": TARGET_LOSS},
+        "var_swap": {"loss": 0.5, "accuracy": 0.75, "learned": True, "target_loss": TARGET_LOSS},
+        "for_while": {"loss": 0.69, "accuracy": 0.5, "learned": False, "target_loss": 0.6}}}
+    write_json(a / TASKS_FILE, table)
     b = root / "tiny-b"
     b.mkdir()
     for f in ("config.json", "model.safetensors", "tokenizer.json", "metrics.jsonl"):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -10,14 +9,13 @@ from typing import Any
 import torch
 
 from trainer.errors import UserError
-from trainer.fileio import dump_json, read_json
-from trainer.masks import Kept, node_id
+from trainer.fileio import atomic_write_bytes, dump_json, read_json, rounded
+from trainer.masks import Kept
 from trainer.model import GPT
+from trainer.schema import CHANCE_LOSS, CIRCUIT_FORMAT, FINAL_LOCATION, location, node_id, read_circuit_record
 
-CIRCUIT_FORMAT = 1
 READS = ("attn.act_in", "mlp.act_in")
 WRITES = ("attn.resid_delta", "mlp.resid_delta")
-CHANCE_LOSS = math.log(2)  # a binary task's loss when both answers are equally likely
 
 
 def control_threshold(target: float) -> float:
@@ -68,10 +66,10 @@ def weight_edges(model: GPT, kept: Kept) -> list[dict[str, Any]]:
     for L, block in enumerate(model.blocks):
         qkv = block.attn.c_attn.weight.detach()  # [3 d_attn, d_in]: rows q, then k, then v
         for part, name in enumerate(("q", "k", "v")):
-            edges += _edges(qkv[part * d:(part + 1) * d], kept, f"{L}.attn.act_in", f"{L}.attn.{name}")
-        edges += _edges(block.attn.c_proj.weight.detach(), kept, f"{L}.attn.v", f"{L}.attn.resid_delta")
-        edges += _edges(block.mlp.c_fc.weight.detach(), kept, f"{L}.mlp.act_in", f"{L}.mlp.post_act")
-        edges += _edges(block.mlp.c_proj.weight.detach(), kept, f"{L}.mlp.post_act", f"{L}.mlp.resid_delta")
+            edges += _edges(qkv[part * d:(part + 1) * d], kept, location(L, "attn.act_in"), location(L, f"attn.{name}"))
+        edges += _edges(block.attn.c_proj.weight.detach(), kept, location(L, "attn.v"), location(L, "attn.resid_delta"))
+        edges += _edges(block.mlp.c_fc.weight.detach(), kept, location(L, "mlp.act_in"), location(L, "mlp.post_act"))
+        edges += _edges(block.mlp.c_proj.weight.detach(), kept, location(L, "mlp.post_act"), location(L, "mlp.resid_delta"))
     return edges
 
 
@@ -86,13 +84,13 @@ def _edges(weight: torch.Tensor, kept: Kept, src: str, dst: str) -> list[dict[st
 def unembed_edges(model: GPT, kept: Kept, tokens: Iterable[int], vocab: dict[int, str] | None = None) -> list[dict[str, Any]]:
     """Nonzero paths final_resid:c -> answer token t (lm_head weight times the final norm gain)."""
     w = model.lm_head.weight.detach() * model.ln_f.weight.detach()  # [vocab, d]
-    final = kept["final_resid"].to(w.device)  # [d]
+    final = kept[FINAL_LOCATION].to(w.device)  # [d]
     out = []
     for t in sorted(set(tokens)):
         row = w[t]  # [d]
         channels = (row * final).nonzero().flatten()  # [n]
         for c, value in zip(channels.tolist(), row[channels].tolist()):
-            out.append({"src": node_id("final_resid", c), "token": t, "weight": value,
+            out.append({"src": node_id(FINAL_LOCATION, c), "token": t, "weight": value,
                         **({"text": vocab[t]} if vocab else {})})
     return out
 
@@ -101,8 +99,8 @@ def resid_links(model: GPT, kept: Kept) -> list[dict[str, Any]]:
     """A kept residual write and a later kept read of the same channel."""
     n, d = model.cfg.n_layer, model.cfg.d_model  # reads past d are the concatenated position embedding
     kept = {loc: k.cpu() for loc, k in kept.items()}  # [dim] each: many small reads, none of them on the device
-    writes = [(L * 2 + part, f"{L}.{w}") for L in range(n) for part, w in enumerate(WRITES)]
-    reads = [(L * 2 + part, f"{L}.{r}") for L in range(n) for part, r in enumerate(READS)] + [(2 * n, "final_resid")]
+    writes = [(L * 2 + part, location(L, w)) for L in range(n) for part, w in enumerate(WRITES)]
+    reads = [(L * 2 + part, location(L, r)) for L in range(n) for part, r in enumerate(READS)] + [(2 * n, FINAL_LOCATION)]
     links = []
     for w_pos, w_loc in writes:
         for r_pos, r_loc in reads:
@@ -117,8 +115,9 @@ def qk_pairs(model: GPT, kept: Kept) -> list[dict[str, Any]]:
     kept = {loc: k.cpu() for loc, k in kept.items()}  # [dim] each
     out = []
     for L in range(model.cfg.n_layer):
-        for c in (kept[f"{L}.attn.q"] & kept[f"{L}.attn.k"]).nonzero().flatten().tolist():
-            out.append({"q": node_id(f"{L}.attn.q", c), "k": node_id(f"{L}.attn.k", c), "head": c // model.cfg.d_head})
+        q, k = location(L, "attn.q"), location(L, "attn.k")
+        for c in (kept[q] & kept[k]).nonzero().flatten().tolist():
+            out.append({"q": node_id(q, c), "k": node_id(k, c), "head": c // model.cfg.d_head})
     return out
 
 
@@ -129,31 +128,19 @@ def counts(kept: Kept, edges: list, unembed: list, links: list, pairs: list) -> 
             "resid_links": len(links), "qk_pairs": len(pairs), "nodes_by_location": by_loc}
 
 
-def rounded(obj: Any, digits: int = 6) -> Any:
-    """Floats rounded to `digits` significant digits, recursively (for byte-identical files)."""
-    if isinstance(obj, float):
-        return 0.0 if obj == 0 or not math.isfinite(obj) else float(f"{obj:.{digits}g}")
-    if isinstance(obj, dict):
-        return {k: rounded(v, digits) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [rounded(v, digits) for v in obj]
-    return obj
-
-
-def circuit_text(record: dict[str, Any]) -> str:
-    """The canonical text of a circuit file."""
-    return dump_json(rounded({**record, "format_version": CIRCUIT_FORMAT}))
+def write_circuit(path: Path, record: dict[str, Any]) -> None:
+    """Check a circuit record whole (trainer.schema: a NaN metric or a dangling edge is refused, naming the field), then
+    write its canonical text atomically."""
+    record = {**record, "format_version": CIRCUIT_FORMAT}
+    read_circuit_record(record, path)
+    atomic_write_bytes(path, dump_json(rounded(record)).encode())
 
 
 def read_circuit(path: Path, model_sha: str) -> dict[str, Any]:
-    """Read a circuit file and check it belongs to the run's current model (sha256 of its model.safetensors)."""
-    record = read_json(path)
-    if not isinstance(record, dict) or record.get("format_version") != CIRCUIT_FORMAT:
-        raise UserError(f"{path}: not a circuit file of format_version {CIRCUIT_FORMAT}; re-run circexport prune")
-    for key in ("model", "task", "nodes", "metrics", "counts"):
-        if key not in record:
-            raise UserError(f"{path}: field {key!r} is missing; re-run circexport prune")
-    if record["model"].get("sha256") != model_sha:
+    """Read a circuit file, checked whole (trainer.schema), and check it belongs to the run's current model (sha256
+    of its model.safetensors)."""
+    record = read_circuit_record(read_json(path), path)
+    if record["model"]["sha256"] != model_sha:
         raise UserError(f"{path}: pruned from a different model (sha256 {str(record['model'].get('sha256'))[:12]}…, "
                         f"the run's model.safetensors is {model_sha[:12]}…); re-run circexport prune")
     return record

@@ -13,13 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from trainer.errors import UserError
+from trainer.schema import LAYER_LOCATIONS
 
-# The eight per-layer activation locations that AbsTopK can sparsify (recipe: attn_in, q, k, v,
-# attn_out, mlp_in, mlp_neuron, mlp_out), named as the model's node locations.
-SPARSE_LOCATIONS = (
-    "attn.act_in", "attn.q", "attn.k", "attn.v", "attn.resid_delta",
-    "mlp.act_in", "mlp.post_act", "mlp.resid_delta",
-)
+# The eight per-layer activation locations that AbsTopK can sparsify (the paper's attn_in, q, k, v, attn_out, mlp_in,
+# mlp_neuron, mlp_out): the model's node locations.
+SPARSE_LOCATIONS = LAYER_LOCATIONS
 # The residual stream after each sublayer's write: sparsified only in some released models.
 RESID_LOCATIONS = ("resid.post_attn", "resid.post_mlp")
 

@@ -6,6 +6,7 @@ import ctypes
 import errno
 import hashlib
 import json
+import math
 import os
 import sys
 import tempfile
@@ -64,6 +65,24 @@ def _umask() -> int:
     return mask
 
 
+def significant(x: float, digits: int = 4) -> float:
+    """x rounded to `digits` significant digits, the one rounding rule of the files we write (0.0 where not finite:
+    a reader of our JSON never meets NaN)."""
+    x = float(x)
+    return 0.0 if x == 0 or not math.isfinite(x) else float(f"{x:.{digits}g}")
+
+
+def rounded(obj: Any, digits: int = 6) -> Any:
+    """Every float in a JSON-like value rounded to `digits` significant digits (byte-identical files)."""
+    if isinstance(obj, float):
+        return significant(obj, digits)
+    if isinstance(obj, dict):
+        return {k: rounded(v, digits) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [rounded(v, digits) for v in obj]
+    return obj
+
+
 def dump_json(obj: Any) -> str:
     """Canonical JSON: sorted keys, two-space indent, trailing newline."""
     return json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
@@ -78,10 +97,27 @@ def read_json(path: Path) -> Any:
     """Read a JSON file, or raise a UserError naming it."""
     if not path.is_file():
         raise UserError(f"{path}: file not found")
+    return parse_json(read_text(path), path)
+
+
+def read_text(path: Path) -> str:
+    """A UTF-8 text file's content, or a UserError naming it (unreadable, not UTF-8)."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"{path}: not valid JSON ({e}); restore or regenerate the file") from None
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: not UTF-8 text (byte {e.start}); restore or regenerate the file") from None
+    except OSError as e:
+        raise UserError(f"{path}: cannot be read ({e.strerror}); check its permissions") from None
+
+
+def parse_json(text: str, where: Path | str) -> Any:
+    """JSON text parsed, or a UserError naming where it came from."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UserError(f"{where}: not valid JSON ({e}); restore or regenerate the file") from None
+    except RecursionError:
+        raise UserError(f"{where}: JSON nested too deeply; restore or regenerate the file") from None
 
 
 def file_sha256(path: Path) -> str:

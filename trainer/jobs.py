@@ -12,18 +12,17 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from trainer.circuit import circuit_text, faithfulness_checks, read_circuit
+from trainer.circuit import faithfulness_checks, read_circuit, write_circuit
 from trainer.errors import UserError
 from trainer.fileio import atomic_write_bytes, file_sha256, read_json, write_json
 from trainer.means import ablation_record, means_for_run
 from trainer.prune import Evaluator, PruneConfig, Splits, prune_task
-from trainer.run import MODEL, TOKENIZER, Run, load_run
+from trainer.run import Run, load_run
+from trainer.schema import CIRCUITS, MODEL, TASK_TABLE, TASK_TABLE_FORMAT, TASKS_FILE, TOKENIZER, check, read_task_table
 from trainer.tasks import TASKS, Task, encode_pairs, get_task, pair_accuracy, pair_loss
 from trainer.tokenizer import load_tokenizer
 
 log = logging.getLogger(__name__)
-CIRCUITS = "circuits"
-TASKS_FILE = "tasks.json"
 
 
 @dataclass(frozen=True)
@@ -76,7 +75,8 @@ def evaluate_task(run: Run, task: Task, splits: Splits, target: float) -> dict[s
     """The unpruned model's loss and accuracy on the task's test split, and whether it has learned it."""
     logits = Evaluator(run.model, {}, splits.test).logits()  # [N, vocab], one pass for both numbers
     loss = float(pair_loss(logits, splits.test))
-    return {"task": task.name, "loss": loss, "accuracy": pair_accuracy(logits, splits.test), "learned": loss <= target}
+    return {"task": task.name, "loss": loss, "accuracy": pair_accuracy(logits, splits.test), "learned": loss <= target,
+            "target_loss": target}
 
 
 def prune_run(run_dir: Path, names: list[str] | str, cfg: JobConfig) -> list[dict[str, Any]]:
@@ -115,7 +115,7 @@ def _prune_one(run: Run, task: Task, cfg: JobConfig, means: dict[str, torch.Tens
         return row
     record = {**prune_task(run.model, means, splits, cfg.prune), **circuit_header(run, task, cfg)}
     path = run.path / CIRCUITS / f"{task.name}.json"
-    atomic_write_bytes(path, circuit_text(record).encode())
+    write_circuit(path, record)
     m = record["metrics"]
     return {**row, "nodes": record["counts"]["nodes"], "edges": record["counts"]["edges"],
             "meets_target": record["prune"]["meets_target"], "loss_circuit": m["loss_circuit"],
@@ -136,13 +136,17 @@ def circuit_header(run: Run, task: Task, cfg: JobConfig) -> dict[str, Any]:
 
 def _write_task_table(run_dir: Path, rows: list[dict[str, Any]]) -> None:
     """Merge this command's rows into <run>/tasks.json (the unpruned model's loss per task)."""
-    path = run_dir / TASKS_FILE
+    path, model_sha = run_dir / TASKS_FILE, file_sha256(run_dir / MODEL)
     table = {}
     if path.is_file():
-        table = read_json(path).get("tasks", {})
+        old = read_json(path)
+        if isinstance(old, dict) and old.get("format_version") == TASK_TABLE_FORMAT:  # an older table is replaced
+            old = read_task_table(old, path)
+            table = old["tasks"] if old["model_sha256"] == model_sha else {}
     for r in rows:
-        table[r["task"]] = {k: r[k] for k in ("loss", "accuracy", "learned")}
-    write_json(path, {"format_version": 1, "model_sha256": file_sha256(run_dir / MODEL), "tasks": dict(sorted(table.items()))})
+        table[r["task"]] = {k: r[k] for k in ("loss", "accuracy", "learned", "target_loss")}
+    record = {"format_version": TASK_TABLE_FORMAT, "model_sha256": model_sha, "tasks": dict(sorted(table.items()))}
+    write_json(path, check(TASK_TABLE, record, path, "check the run's model.safetensors (retrain or restore it)"))
 
 
 def list_tasks(run_dir: Path | None, cfg: JobConfig) -> list[dict[str, Any]]:

@@ -9,19 +9,9 @@ import torch
 import torch.nn as nn
 
 from trainer.model import GPT, HookFn, mask_hook
+from trainer.schema import node_id, parse_node_id
 
 Kept = dict[str, torch.Tensor]  # location -> bool [dim]: True = kept, False = mean-ablated
-
-
-def node_id(location: str, index: int) -> str:
-    """The one node id string: `<location>:<index>`."""
-    return f"{location}:{index}"
-
-
-def parse_node_id(node: str) -> tuple[str, int]:
-    """Split `3.attn.v:17` into ("3.attn.v", 17)."""
-    location, _, index = node.rpartition(":")
-    return location, int(index)
 
 
 def model_device(model: GPT) -> torch.device:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,15 +16,16 @@ from safetensors import safe_open
 from tqdm import tqdm
 
 from trainer import data
+from trainer.errors import UserError
 from trainer.fileio import file_sha256
 from trainer.masks import model_device
 from trainer.mixture import load_text
 from trainer.model import GPT
-from trainer.run import MODEL, TOKENIZER, Run, load_tensors, save_tensors
+from trainer.run import Run, load_tensors, save_tensors
+from trainer.schema import MEANS, MODEL, TOKENIZER
 from trainer.tokenizer import load_tokenizer
 
 log = logging.getLogger(__name__)
-MEANS = "means.safetensors"
 MEANS_SEED = 7  # windows for means are drawn with this seed, apart from the training batches
 MIX_POOL = 2  # a mixture's means draw their windows from a pool of this many times the tokens they average
 ATTENTION_BYTES = 1 << 30  # a batch's attention scores [B, H, T, T] in one layer stay under this (paper shapes: 2 windows)
@@ -106,11 +108,11 @@ def means_for_run(run: Run, n_tokens: int, cache_dir: Path | None = None, quiet:
     path = run.path / MEANS
     model_sha = file_sha256(run.path / MODEL)
     device = model_device(run.model)
-    meta = _meta(path)
-    if (meta.get("model_sha256"), meta.get("tokens")) == (model_sha, str(n_tokens)):
-        means = load_tensors(path)
-        if set(means) == set(run.model.node_locations()):
-            return {loc: m.to(device) for loc, m in means.items()}
+    if (_meta(path).get("model_sha256"), _meta(path).get("tokens")) == (model_sha, str(n_tokens)):
+        try:
+            return {loc: m.to(device) for loc, m in read_means(path, run.model, model_sha).items()}
+        except UserError as e:
+            log.warning("%s: computing the means again", e)
     log.info("computing mean activations over %d tokens", n_tokens)
     mixed = run.cfg.data.tinypython > 0  # a mixture's means draw from a pool; the stdlib alone, from its shards
     text = load_text(run.cfg.data, load_tokenizer(str(run.path / TOKENIZER)), cache_dir, shards=not mixed)
@@ -121,14 +123,45 @@ def means_for_run(run: Run, n_tokens: int, cache_dir: Path | None = None, quiet:
     return stats.means
 
 
+def read_means(path: Path, model: GPT, model_sha: str) -> dict[str, torch.Tensor]:
+    """A means file, checked: of this model (its sha256), one finite float vector per node location of the model's
+    width there, and readable metadata; a UserError naming the file and the location otherwise."""
+    fix = "delete it and re-run circexport prune to compute it again"
+    if not path.is_file():
+        raise UserError(f"{path}: file not found; the circuits need the mean activations they were pruned with "
+                        "(re-run circexport prune)")
+    means, meta = load_tensors(path), _meta(path)
+    if meta.get("model_sha256") != model_sha:
+        raise UserError(f"{path}: computed for a different model.safetensors; {fix}")
+    if not (meta.get("tokens") or "").isdigit():
+        raise UserError(f"{path}: metadata tokens {meta.get('tokens')!r} is not a token count; {fix}")
+    for loc in model.node_locations():
+        m, dim = means.get(loc), model.location_dim(loc)
+        if m is None:
+            raise UserError(f"{path}: no means for {loc!r}; {fix}")
+        if not m.is_floating_point() or tuple(m.shape) != (dim,):
+            raise UserError(f"{path}: {loc} is {m.dtype} {tuple(m.shape)}, expected a float vector of {dim}; {fix}")
+        if not bool(torch.isfinite(m).all()):
+            raise UserError(f"{path}: {loc} holds a value that is not finite; {fix}")
+    return means
+
+
 def ablation_record(run: Run, n_tokens: int) -> dict[str, Any]:
     """A circuit file's "ablation" object: mean ablation over n_tokens asked for, the tokens the means file actually
     averaged, and mean_sem_max, the largest standard error of a node's mean (MeanStats); None for a means file
     written before these were recorded."""
     meta = _meta(run.path / MEANS)
-    used, sem = meta.get("tokens_used"), meta.get("mean_sem_max")
-    return {"kind": "mean", "tokens": n_tokens, "tokens_used": None if used is None else int(used),
-            "mean_sem_max": None if sem is None else float(sem)}
+    used, sem = meta.get("tokens_used", ""), meta.get("mean_sem_max", "")
+    return {"kind": "mean", "tokens": n_tokens, "tokens_used": int(used) if used.isdigit() else None,
+            "mean_sem_max": float(sem) if _is_number(sem) else None}
+
+
+def _is_number(text: str) -> bool:
+    """Whether text is a finite decimal number."""
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
 
 
 def _meta(path: Path) -> dict[str, str]:

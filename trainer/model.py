@@ -14,17 +14,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from trainer.config import ModelConfig
+from trainer.schema import FINAL_LOCATION, LAYER_LOCATIONS, location
 
 HookFn = Callable[[torch.Tensor], torch.Tensor]
 ROWS_PER_THREAD = 2048  # AbsTopK on CPU splits its rows over threads in chunks of at least this many
 SINK_SCORES = 1 << 25  # entries of attention scores the sink path holds at once (128 MB in fp32) on long inputs
 
-# Node locations of one layer (the node ids' locations), in forward order; plus the final residual stream.
-LAYER_LOCATIONS = (
-    "attn.act_in", "attn.q", "attn.k", "attn.v", "attn.resid_delta",
-    "mlp.act_in", "mlp.post_act", "mlp.resid_delta",
-)
-FINAL_LOCATION = "final_resid"
 
 
 class HookPoint(nn.Module):
@@ -379,7 +374,7 @@ class GPT(nn.Module):
 
     def node_locations(self) -> list[str]:
         """Every node location in forward order: `L.attn.q`, ..., `final_resid`."""
-        layers = [f"{i}.{loc}" for i in range(self.cfg.n_layer) for loc in LAYER_LOCATIONS]
+        layers = [location(i, loc) for i in range(self.cfg.n_layer) for loc in LAYER_LOCATIONS]
         return layers + [FINAL_LOCATION]
 
     def location_dim(self, location: str) -> int:

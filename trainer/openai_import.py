@@ -26,7 +26,8 @@ from trainer.config import DataConfig, ModelConfig, RunConfig, SparsityConfig, f
 from trainer.errors import UserError
 from trainer.fileio import atomic_write_bytes, file_sha256, read_json, write_json
 from trainer.model import GPT
-from trainer.run import CONFIG, MODEL, TOKENIZER, config_record, empty_model, save_tensors
+from trainer.run import config_record, empty_model, save_tensors
+from trainer.schema import CONFIG, MODEL, TOKENIZER
 from trainer.tiktoken_convert import convert
 from trainer.tokenizer import tokenizer_sha256
 

@@ -12,7 +12,8 @@ from typing import Any
 import torch
 
 from trainer.circuit import counts, offset_loss, qk_pairs, refit_offset, resid_links, unembed_edges, weight_edges
-from trainer.masks import Kept, NodeMasks, ablate, all_kept, count, kept_ids, model_device, parse_node_id, top_k_kept
+from trainer.masks import Kept, NodeMasks, ablate, all_kept, count, kept_ids, model_device, top_k_kept
+from trainer.schema import parse_node_id
 from trainer.model import GPT
 from trainer.tasks import TaskBatch, pair_accuracy, pair_loss
 from trainer.tasks.base import binary_logits

@@ -15,12 +15,11 @@ from safetensors.torch import load_file
 
 from trainer.config import ModelConfig, RunConfig, from_dict, to_dict
 from trainer.errors import UserError
-from trainer.fileio import atomic_file, atomic_write_bytes, read_json
+from trainer.fileio import atomic_file, atomic_write_bytes, parse_json, read_json, read_text
 from trainer.model import GPT
+from trainer.schema import CONFIG, METRICS, MODEL, SNAPSHOTS, STATE, TOKENIZER, read_metrics_line
 
 FORMAT_VERSION = 1
-CONFIG, MODEL, TOKENIZER, METRICS, STATE = "config.json", "model.safetensors", "tokenizer.json", "metrics.jsonl", "state"
-SNAPSHOTS = "snapshots"
 META_PARAMS = 1 << 24  # models from about this many parameters are built on the meta device to be loaded
 
 
@@ -131,24 +130,27 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
     """The rows of metrics.jsonl (empty when the file is absent, e.g. an imported run)."""
     if not path.is_file():
         return []
-    rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    return [row for _, row in metrics_lines(path)]
+
+
+def metrics_lines(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    """Each line of metrics.jsonl with its row, checked (trainer.schema.METRICS_LINE), steps increasing."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    for n, line in enumerate(read_text(path).splitlines(), 1):
         if line.strip():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise UserError(f"{path}:{n}: not valid JSON ({e}); repair or delete the line") from None
-            if not isinstance(row, dict) or "step" not in row:
-                raise UserError(f"{path}:{n}: expected an object with a 'step' field")
-            rows.append(row)
-    return rows
+            row = read_metrics_line(parse_json(line, f"{path}:{n}"), path, n)
+            if out and row["step"] <= out[-1][1]["step"]:
+                raise UserError(f"{path}:{n}: field step: {row['step']} does not follow step {out[-1][1]['step']}; "
+                                "fix or delete that line")
+            out.append((line, row))
+    return out
 
 
 def truncate_metrics(path: Path, step: int) -> None:
     """Drop the rows of metrics.jsonl past `step` (the other rows keep their bytes)."""
     if not path.exists():
         return
-    rows = [line for line in path.read_text(encoding="utf-8").splitlines() if line and json.loads(line)["step"] <= step]
+    rows = [line for line, row in metrics_lines(path) if row["step"] <= step]
     atomic_write_bytes(path, "".join(r + "\n" for r in rows).encode())
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from trainer.errors import UserError
 from trainer.fileio import write_json
-from trainer.run import (CONFIG, METRICS, MODEL, SNAPSHOTS, TOKENIZER, config_record, read_config, read_metrics,
-                         snapshot_name, truncate_metrics)
+from trainer.run import config_record, read_config, read_metrics, snapshot_name, truncate_metrics
+from trainer.schema import CONFIG, METRICS, MODEL, SNAPSHOTS, TOKENIZER
 
 
 def val_losses(run_dir: Path) -> dict[int, float]:

@@ -28,12 +28,11 @@ from trainer.errors import Interrupted, UserError
 from trainer.mixture import TrainingText, load_text
 from trainer.model import GPT
 from trainer.fileio import atomic_write_bytes, write_json
-from trainer.run import (CONFIG, METRICS, MODEL, SNAPSHOTS, STATE, TOKENIZER, config_record, load_tensors, read_config,
-                         save_tensors, snapshot_name, truncate_metrics)
+from trainer.run import config_record, load_tensors, read_config, save_tensors, snapshot_name, truncate_metrics
+from trainer.schema import CHECKPOINT, CONFIG, METRICS, MODEL, SNAPSHOTS, STATE, TOKENIZER
 from trainer.tokenizer import load_tokenizer, tokenizer_sha256
 
 log = logging.getLogger(__name__)
-CHECKPOINT = "checkpoint.safetensors"
 
 
 @dataclass(frozen=True)

@@ -194,16 +194,17 @@ class NeededNodesEvaluator:
 
 def test_greedy_trim_keeps_exactly_the_needed_nodes_in_few_evaluations():
     n = 2000
-    scores = {"a": torch.rand(n, generator=torch.Generator().manual_seed(1)), "b": torch.rand(n)}
-    kept = {"a": torch.ones(n, dtype=torch.bool), "b": torch.zeros(n, dtype=torch.bool)}
-    kept["b"][:10] = True
-    order = sorted(range(n), key=lambda i: float(scores["a"][i]))
-    needed = [("a", order[3]), ("a", order[700]), ("a", order[701]), ("a", order[-1]), ("b", 4)]
+    a, b = "0.mlp.post_act", "1.mlp.post_act"
+    scores = {a: torch.rand(n, generator=torch.Generator().manual_seed(1)), b: torch.rand(n)}
+    kept = {a: torch.ones(n, dtype=torch.bool), b: torch.zeros(n, dtype=torch.bool)}
+    kept[b][:10] = True
+    order = sorted(range(n), key=lambda i: float(scores[a][i]))
+    needed = [(a, order[3]), (a, order[700]), (a, order[701]), (a, order[-1]), (b, 4)]
     ev = NeededNodesEvaluator(needed)
     trimmed = greedy_trim(kept, scores, ev, target=0.5)
     assert sorted(kept_ids(trimmed)) == sorted(f"{loc}:{i}" for loc, i in needed)
     assert ev.calls <= 5 * 2 * math.log2(n + 10) + 2 * math.log2(n)  # not one evaluation per node (2,010 nodes)
-    assert kept["a"].all() and int(kept["b"].sum()) == 10  # the input keep-set is left as it was
+    assert kept[a].all() and int(kept[b].sum()) == 10  # the input keep-set is left as it was
 
 
 def test_circuit_ids_round_trip_to_the_same_loss(planted, record):

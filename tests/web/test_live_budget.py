@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections import Counter
 
 import pytest
 
@@ -36,6 +37,9 @@ def run_dir(tmp_path_factory, site_runs):
     ids = {n["id"] for n in rec["nodes"]}
     for key, ends in (("edges", ("src", "dst")), ("resid_links", ("src", "dst")), ("qk_pairs", ("q", "k")), ("unembed_edges", ("src",))):
         rec[key] = [e for e in rec[key] if all(e[k] in ids for k in ends)]
+        rec["counts"][key] = len(rec[key])
+    rec["counts"]["nodes"] = len(ids)
+    rec["counts"]["nodes_by_location"] = dict(Counter(i.rpartition(":")[0] for i in ids))
     path.write_text(json.dumps(rec))
     return run
 
