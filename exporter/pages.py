@@ -84,14 +84,14 @@ def model_summary(run: RunInput) -> dict[str, Any]:
     """What the home page and the model page show of a run."""
     cfg, model = run.run.cfg, run.run.model
     mats = [p for p in model.state_dict().values() if p.dim() >= 2]
-    val = [r["val_loss"] for r in run.metrics if r.get("val_loss") is not None]
-    last = run.metrics[-1] if run.metrics else {}
+    val = [r["val_loss"] for r in run.metrics if r["val_loss"] is not None]
+    last = run.metrics[-1] if run.metrics else {"loss": None, "step": None, "tokens": None}  # an imported run: no log
     tasks = {name: {"name": name, **row} for name, row in sorted(run.task_table.items())}
     return {"slug": run.slug, "name": cfg.name, "kind": "sparse" if cfg.sparsity.enabled else "dense",
             "layers": cfg.model.n_layer, "d_model": cfg.model.d_model,
             "params": sum(p.numel() for p in model.state_dict().values()),
             "matrix_weights": sum(p.numel() for p in mats), "nonzero": sum(int(torch.count_nonzero(p)) for p in mats),
-            "val_loss": val[-1] if val else last.get("loss"), "steps": last.get("step"), "tokens": last.get("tokens"),
+            "val_loss": val[-1] if val else last["loss"], "steps": last["step"], "tokens": last["tokens"],
             "model_sha": run.model_sha, "circuits": [], "tasks": tasks}
 
 
@@ -119,7 +119,7 @@ def weight_rows(model: Any) -> list[dict[str, Any]]:
 def curves(metrics: list[dict[str, Any]]) -> dict[str, list]:
     """Training curves as columns (step, tokens, loss, val_loss, l0, lr)."""
     cols = ("step", "tokens", "loss", "val_loss", "l0", "lr")
-    return {c: [None if r.get(c) is None else (significant(r[c], 6) if isinstance(r[c], float) else r[c]) for r in metrics] for c in cols}
+    return {c: [None if r[c] is None else (significant(r[c], 6) if isinstance(r[c], float) else r[c]) for r in metrics] for c in cols}
 
 
 def answer_ids(run: RunInput, c: CircuitInput) -> tuple[int | None, int | None]:
@@ -179,8 +179,7 @@ def write_circuit(site: SiteWriter, run: RunInput, c: CircuitInput, samples: Sam
               standalone=standalone)
     met = rec["metrics"]
     return {"slug": t, "task": rec["task"]["name"], "nodes": rec["counts"]["nodes"], "edges": rec["counts"]["edges"],
-            "loss_full": met.get("loss_full"), "loss_circuit": met.get("loss_circuit"),
-            "meets_target": rec.get("prune", {}).get("meets_target")}
+            "loss_full": met["loss_full"], "loss_circuit": met["loss_circuit"], "meets_target": rec["prune"]["meets_target"]}
 
 
 def answer_label(rec: dict[str, Any], role: str, token: int | None, strings: list[str]) -> dict[str, Any]:
@@ -215,7 +214,7 @@ def circuit_onnx(onnx_set: ox.OnnxSet, run: RunInput, c: CircuitInput, answers: 
 def node_views(model: Any, c: CircuitInput) -> list[dict[str, Any]]:
     """The circuit's nodes with their position in the graph (layer, kind, head) and rank by mask score."""
     d_head = model.cfg.d_head
-    order = sorted(range(len(c.record["nodes"])), key=lambda j: (-c.record["nodes"][j].get("tau", 0.0), j))
+    order = sorted(range(len(c.record["nodes"])), key=lambda j: (-c.record["nodes"][j]["tau"], j))
     rank = {j: r for r, j in enumerate(order)}
     out = []
     for j, n in enumerate(c.record["nodes"]):
@@ -224,7 +223,7 @@ def node_views(model: Any, c: CircuitInput) -> list[dict[str, Any]]:
         kind = kind if kind else loc
         out.append({"id": n["id"], "loc": loc, "layer": int(layer) if layer.isdigit() else None, "kind": kind, "i": i,
                     "head": i // d_head if kind in ("attn.q", "attn.k", "attn.v") else None,
-                    "tau": n.get("tau"), "mean": n.get("mean"), "delta": n.get("ablation_delta"), "rank": rank[j],
+                    "tau": n["tau"], "mean": n["mean"], "ablation_delta": n["ablation_delta"], "rank": rank[j],
                     "file": node_file(n["id"])})
     return out
 
@@ -237,10 +236,10 @@ def graph_data(run: RunInput, c: CircuitInput, nodes: list[dict[str, Any]], answ
     """The circuit shard: nodes, weighted edges, residual links, unembedding edges, q-k pairs, sweep, metrics."""
     rec, cfg = c.record, run.run.cfg.model
     index = {n["id"]: j for j, n in enumerate(nodes)}
-    edges = [[index[e["src"]], index[e["dst"]], significant(e["weight"])] for e in rec.get("edges", [])
+    edges = [[index[e["src"]], index[e["dst"]], significant(e["weight"])] for e in rec["edges"]
              if e["src"] in index and e["dst"] in index]
-    links = [[index[e["src"]], index[e["dst"]]] for e in rec.get("resid_links", []) if e["src"] in index and e["dst"] in index]
-    unembed_raw = [e for e in rec.get("unembed_edges", []) if e["src"] in index]
+    links = [[index[e["src"]], index[e["dst"]]] for e in rec["resid_links"] if e["src"] in index and e["dst"] in index]
+    unembed_raw = [e for e in rec["unembed_edges"] if e["src"] in index]
     mass: dict[int, float] = {}
     for e in unembed_raw:
         mass[e["token"]] = mass.get(e["token"], 0.0) + abs(e["weight"])
@@ -249,14 +248,14 @@ def graph_data(run: RunInput, c: CircuitInput, nodes: list[dict[str, Any]], answ
     role = {a: r for a, r in zip(answers, ("target", "alternative")) if a is not None}
     slot = {t: k for k, t in enumerate(tokens)}
     unembed = [[index[e["src"]], slot[e["token"]], significant(e["weight"])] for e in unembed_raw if e["token"] in slot]
-    qk = [[index[p["q"]], index[p["k"]], p.get("head")] for p in rec.get("qk_pairs", []) if p["q"] in index and p["k"] in index]
-    keys = ("id", "loc", "layer", "kind", "i", "head", "tau", "mean", "delta", "rank", "file")
+    qk = [[index[p["q"]], index[p["k"]], p["head"]] for p in rec["qk_pairs"] if p["q"] in index and p["k"] in index]
+    keys = ("id", "loc", "layer", "kind", "i", "head", "tau", "mean", "ablation_delta", "rank", "file")
     return {"model": run.slug, "circuit": c.slug, "task": rec["task"], "n_layer": cfg.n_layer, "d_head": cfg.d_head,
             "answers": [{"token": t, "text": strings[t], "role": role.get(t, "answer")} for t in tokens],
             "nodes": [{k: (significant(n[k], 5) if isinstance(n[k], float) else n[k]) for k in keys} for n in nodes],
-            "edges": edges, "links": links, "unembed": unembed, "qk": qk, "counts": rec["counts"],
-            "sweep": [[p["k"], significant(p["loss"])] for p in rec.get("sweep", [])],
-            "target_loss": rec["task"].get("target_loss"), "metrics": dict(rec["metrics"])}
+            "edges": edges, "resid_links": links, "unembed_edges": unembed, "qk_pairs": qk, "counts": rec["counts"],
+            "sweep": [[p["k"], significant(p["loss"])] for p in rec["sweep"]],
+            "target_loss": rec["task"]["target_loss"], "metrics": dict(rec["metrics"])}
 
 
 def wiring(j: int, graph: dict[str, Any], nodes: list[dict[str, Any]]) -> dict[str, list]:
@@ -267,21 +266,21 @@ def wiring(j: int, graph: dict[str, Any], nodes: list[dict[str, Any]]) -> dict[s
     return {
         "inputs": [ref(s, weight=w) for s, d, w in mine["edges"] if d == j],
         "outputs": [ref(d, weight=w) for s, d, w in mine["edges"] if s == j],
-        "links_in": [ref(s) for s, d in mine["links"] if d == j],
-        "links_out": [ref(d) for s, d in mine["links"] if s == j],
-        "qk": [ref(k if q == j else q, head=h) for q, k, h in mine["qk"]],
+        "links_in": [ref(s) for s, d in mine["resid_links"] if d == j],
+        "links_out": [ref(d) for s, d in mine["resid_links"] if s == j],
+        "qk": [ref(k if q == j else q, head=h) for q, k, h in mine["qk_pairs"]],
         "unembed": [{"text": graph["answers"][a]["text"], "role": graph["answers"][a]["role"], "weight": w}
-                    for s, a, w in mine["unembed"]],
+                    for s, a, w in mine["unembed_edges"]],
     }
 
 
 def wiring_index(graph: dict[str, Any], n_nodes: int) -> list[dict[str, list]]:
     """Per node, the graph's edges (strongest first), links, q-k pairs and unembedding edges that touch it."""
-    out: list[dict[str, list]] = [{"edges": [], "links": [], "qk": [], "unembed": []} for _ in range(n_nodes)]
+    out: list[dict[str, list]] = [{"edges": [], "resid_links": [], "qk_pairs": [], "unembed_edges": []} for _ in range(n_nodes)]
     for e in sorted(graph["edges"], key=lambda e: (-abs(e[2]), e[0], e[1])):
         for j in {e[0], e[1]}:
             out[j]["edges"].append(e)
-    for key, ends in (("links", 2), ("qk", 2), ("unembed", 1)):
+    for key, ends in (("resid_links", 2), ("qk_pairs", 2), ("unembed_edges", 1)):
         for e in graph[key]:
             for j in set(e[:ends]):
                 out[j][key].append(e)
@@ -314,30 +313,23 @@ FAITHFULNESS = (
 
 def faithfulness_rows(rec: dict[str, Any]) -> dict[str, Any]:
     """The faithfulness panel: one row per ablation, with the frozen-norm check."""
-    met, target = rec["metrics"], rec["task"].get("target_loss")
+    met, target = rec["metrics"], rec["task"]["target_loss"]
     rows = []
     for label, loss_key, acc_key, what in FAITHFULNESS:
-        if met.get(loss_key) is not None:
-            sd = met.get("loss_random_sd") if loss_key == "loss_random_mean" else None
-            rows.append({"label": label, "loss": met[loss_key], "sd": sd, "acc": met.get(acc_key) if acc_key else None,
+        if met[loss_key] is not None:  # the bias-refit row is absent from circuits pruned before it existed
+            sd = met["loss_random_sd"] if loss_key == "loss_random_mean" else None
+            rows.append({"label": label, "loss": met[loss_key], "sd": sd, "acc": met[acc_key] if acc_key else None,
                          "what": what})
-    top = max([r["loss"] for r in rows] + [math.log(2), target or 0])
+    top = max([r["loss"] for r in rows] + [math.log(2), target])
     for r in rows:
         r["width"] = round(100 * r["loss"] / top, 1)
-    frozen = met.get("loss_circuit_frozen_norm")
-    check = None
-    if frozen is not None and target is not None:
-        check = {"ok": frozen <= target, "frozen": frozen, "target": target}
-    verdicts = None
-    if target is not None and all(met.get(k) is not None for k in ("loss_circuit", "loss_inverse", "loss_random_mean")):
-        verdicts = faithfulness_checks(met, target)
-    ablation = rec.get("ablation") or {}
-    tokens = ablation.get("tokens_used") or ablation.get("tokens")
-    means = None if tokens is None else {"tokens": tokens, "sem": ablation.get("mean_sem_max")}
-    return {"rows": rows, "target": target, "target_width": round(100 * (target or 0) / top, 1), "check": check,
-            "means": means,
-            "verdicts": verdicts, "control": None if target is None else control_threshold(target),
-            "attribution_nodes": met.get("attribution_nodes_at_target"), "attribution_edges": met.get("attribution_edges_at_target")}
+    frozen = met["loss_circuit_frozen_norm"]
+    ablation = rec["ablation"]
+    return {"rows": rows, "target": target, "target_width": round(100 * target / top, 1),
+            "check": {"ok": frozen <= target, "frozen": frozen, "target": target},
+            "means": {"tokens": ablation["tokens_used"] or ablation["tokens"], "sem": ablation["mean_sem_max"]},
+            "verdicts": faithfulness_checks(met, target), "control": control_threshold(target),
+            "attribution_nodes": met["attribution_nodes_at_target"], "attribution_edges": met["attribution_edges_at_target"]}
 
 
 def write_home(site: SiteWriter, models: list[dict[str, Any]]) -> None:

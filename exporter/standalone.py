@@ -37,9 +37,9 @@ def write_standalone(site: Any, rel: str, graph: dict[str, Any]) -> str:
     src, dst, weight = [], [], []
     for s, d, w in graph["edges"]:
         src.append(nodes[s]["id"]), dst.append(nodes[d]["id"]), weight.append(w)
-    for s, a, w in graph["unembed"]:
+    for s, a, w in graph["unembed_edges"]:
         src.append(nodes[s]["id"]), dst.append(answers[a]), weight.append(w)
-    links = [(nodes[s]["id"], nodes[d]["id"]) for s, d in graph["links"]]
+    links = [(nodes[s]["id"], nodes[d]["id"]) for s, d in graph["resid_links"]]
     adj = pd.DataFrame(0.0, index=names, columns=names)
     for s, d, w in zip(src, dst, weight):
         adj.loc[s, d] = abs(w)
@@ -49,8 +49,8 @@ def write_standalone(site: Any, rel: str, graph: dict[str, Any]) -> str:
     d3 = d3graph(support=False, verbose=40)  # support=False: no remote ad script
     d3.graph(adj, min_weight=MIN_WEIGHT, color="#cccccc")  # "cluster" (the default) needs a community search
     names = list(d3.adjmat.columns)  # d3graph keeps only nodes with an edge or a residual link
-    delta = {n["id"]: n["delta"] or 0.0 for n in nodes}
-    tips = {n["id"]: _safe(f"{n['id']}  delta loss {n['delta']}  tau {n['tau']}") for n in nodes}
+    delta = {n["id"]: n["ablation_delta"] for n in nodes}
+    tips = {n["id"]: _safe(f"{n['id']}  delta loss {n['ablation_delta']}  tau {n['tau']}") for n in nodes}
     tips.update({a: _safe(f"{a} {graph['answers'][k]['text']!r}") for k, a in enumerate(answers)})
     d3.set_node_properties(label=names, tooltip=[tips[n] for n in names],
                            color=["#e4572e" if n in answers else "#f6b26b" if delta.get(n, 0) > 0 else "#cccccc" for n in names],

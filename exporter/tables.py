@@ -192,7 +192,7 @@ def task_sample(inp: RunInput, circuit: CircuitInput, n_pairs: int) -> TaskSampl
     task = TASKS.get(circuit.record["task"]["name"])
     if task is None:
         return None
-    seed = int(circuit.record.get("prune", {}).get("seed", 0))
+    seed = circuit.record["prune"]["seed"]
     try:
         batch = encode_pairs(task.pairs("test", n_pairs, seed), inp.tokenizer, inp.run.cfg.model.n_ctx)
     except UserError as e:

@@ -160,6 +160,7 @@ def items(inner: Spec) -> Spec:
         if not isinstance(v, list):
             raise Bad(f, f"expected a list, found {_kind(v)}")
         return [inner(x, f"{f}[{i}]") for i, x in enumerate(v)]
+    spec.inner = inner  # type: ignore[attr-defined]  # for field_paths
     return spec
 
 
@@ -169,6 +170,7 @@ def mapping(inner: Spec, key: Spec = text()) -> Spec:
         if not isinstance(v, dict):
             raise Bad(f, f"expected an object, found {_kind(v)}")
         return {key(k, f): inner(x, f"{f}.{k}" if f else k) for k, x in v.items()}
+    spec.values = inner  # type: ignore[attr-defined]  # for field_paths
     return spec
 
 
@@ -194,7 +196,25 @@ def record(fields: Mapping[str, Spec | Opt]) -> Spec:
             else:
                 out[name] = field_spec(v[name], path)
         return out
+    spec.fields = fields  # type: ignore[attr-defined]  # for field_paths
     return spec
+
+
+def field_paths(spec: Spec, prefix: str = "") -> list[str]:
+    """Every field a record spec declares, as dotted paths (`nodes[].id`, `counts.nodes_by_location.*`)."""
+    if isinstance(spec, Opt):
+        spec = spec.spec
+    if hasattr(spec, "fields"):
+        out = []
+        for name, inner in spec.fields.items():
+            path = f"{prefix}.{name}" if prefix else name
+            out += [path, *field_paths(inner, path)]
+        return out
+    if hasattr(spec, "inner"):
+        return field_paths(spec.inner, f"{prefix}[]")
+    if hasattr(spec, "values"):
+        return [f"{prefix}.*", *field_paths(spec.values, f"{prefix}.*")]
+    return []
 
 
 def check(spec: Spec, value: Any, path: Path | str, fix: str) -> Any:

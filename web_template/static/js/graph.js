@@ -43,10 +43,10 @@
 
   function draw(container, g) {
     const lay = layout(g);
-    const maxW = d3.max(g.edges.concat(g.unembed), (e) => Math.abs(e[2])) || 1;
+    const maxW = d3.max(g.edges.concat(g.unembed_edges), (e) => Math.abs(e[2])) || 1;
     const width = (w) => 0.6 + 3.4 * Math.abs(w) / maxW;
     const sign = (w) => (w >= 0 ? "pos" : "neg");
-    const maxDelta = d3.max(g.nodes, (n) => n.delta) || 1;
+    const maxDelta = d3.max(g.nodes, (n) => n.ablation_delta) || 1;
     const fill = d3.scaleSequential(d3.interpolateYlOrRd).domain([0, maxDelta]).clamp(true);
     const svg = d3.select(container).append("svg").attr("viewBox", `0 0 ${W} ${lay.H}`).attr("class", "graph")
       .attr("role", "img").attr("aria-label", `circuit graph: ${g.counts.nodes} nodes, ${g.counts.edges} edges`);
@@ -65,13 +65,13 @@
         });
       }
     });
-    const links = svg.append("g").attr("class", "links").selectAll("path").data(g.links).join("path")
+    const links = svg.append("g").attr("class", "links").selectAll("path").data(g.resid_links).join("path")
       .attr("class", "link").attr("d", (e) => curve(lay.pos.get(e[0]), lay.pos.get(e[1])));
     const edges = svg.append("g").attr("class", "edges").selectAll("path").data(g.edges).join("path")
       .attr("class", (e) => "edge " + sign(e[2])).attr("stroke-width", (e) => width(e[2]))
       .attr("d", (e) => curve(lay.pos.get(e[0]), lay.pos.get(e[1])));
     edges.append("title").text((e) => `${g.nodes[e[0]].id} → ${g.nodes[e[1]].id}: ${cx.fmt(e[2], 3)}`);
-    const unembed = svg.append("g").attr("class", "unembeds").selectAll("path").data(g.unembed).join("path")
+    const unembed = svg.append("g").attr("class", "unembeds").selectAll("path").data(g.unembed_edges).join("path")
       .attr("class", (e) => "unembed " + sign(e[2])).attr("stroke-width", (e) => width(e[2]))
       .attr("d", (e) => curve(lay.pos.get(e[0]), lay.answers[e[1]]));
     const ans = svg.append("g").attr("class", "answers").selectAll("g").data(lay.answers).join("g")
@@ -84,7 +84,7 @@
       .attr("class", "node").attr("data-id", (n) => n.id).attr("tabindex", 0).attr("role", "button")
       .attr("aria-label", (n) => n.id)
       .attr("cx", (n, j) => lay.pos.get(j).x).attr("cy", (n, j) => lay.pos.get(j).y).attr("r", 7)
-      .attr("fill", (n) => (n.delta === null ? "#bbb" : fill(Math.max(0, n.delta))));
+      .attr("fill", (n) => (n.ablation_delta === null ? "#bbb" : fill(Math.max(0, n.ablation_delta))));
     return { svg, bg, nodes, edges, links, unembed };
   }
 
@@ -96,7 +96,7 @@
 
   function hoverCard(box, n, event, container) {
     box.replaceChildren(cx.el("strong", { text: n.id }), cx.el("br"),
-      `ablation Δloss ${cx.fmt(n.delta)} · τ ${cx.fmt(n.tau)} · rank ${n.rank + 1}`);
+      `ablation Δloss ${cx.fmt(n.ablation_delta)} · τ ${cx.fmt(n.tau)} · rank ${n.rank + 1}`);
     const r = container.getBoundingClientRect();
     box.style.left = (event.clientX - r.left + 14) + "px";
     box.style.top = (event.clientY - r.top + 14) + "px";
@@ -122,11 +122,11 @@
     card.replaceChildren();
     card.append(cx.el("h3", {}, cx.el("a", { href: n.file + ".html", class: "node-link", text: n.id })));
     card.append(cx.el("p", { class: "numbers", text:
-      `${n.loc} · channel ${n.i}${n.head === null ? "" : " · head " + n.head} · Δloss ${cx.fmt(n.delta)} · τ ${cx.fmt(n.tau)} · mean ${cx.fmt(n.mean, 4)}` }));
+      `${n.loc} · channel ${n.i}${n.head === null ? "" : " · head " + n.head} · Δloss ${cx.fmt(n.ablation_delta)} · τ ${cx.fmt(n.tau)} · mean ${cx.fmt(n.mean, 4)}` }));
     card.append(...wireList("inputs", adj.ins[j].slice().sort((a, b) => Math.abs(b[2]) - Math.abs(a[2])).map((e) => nodeButton(g, e[0], weightSpan(e[2])))));
     card.append(...wireList("outputs", adj.outs[j].slice().sort((a, b) => Math.abs(b[2]) - Math.abs(a[2])).map((e) => nodeButton(g, e[1], weightSpan(e[2])))
-      .concat(g.unembed.filter((e) => e[0] === j).map((e) => [`logit of ${cx.tokenText(g.answers[e[1]].text)} `, weightSpan(e[2])]))));
-    const res = g.links.filter((e) => e[0] === j || e[1] === j).map((e) => nodeButton(g, e[0] === j ? e[1] : e[0], e[0] === j ? "(reads this write)" : "(writes this channel)"));
+      .concat(g.unembed_edges.filter((e) => e[0] === j).map((e) => [`logit of ${cx.tokenText(g.answers[e[1]].text)} `, weightSpan(e[2])]))));
+    const res = g.resid_links.filter((e) => e[0] === j || e[1] === j).map((e) => nodeButton(g, e[0] === j ? e[1] : e[0], e[0] === j ? "(reads this write)" : "(writes this channel)"));
     card.append(...wireList("residual links", res));
     const ex = cx.el("div", { class: "card-examples" }, cx.el("p", { class: "note", text: "loading activation examples…" }));
     card.append(cx.el("h3", { text: "top activations" }), ex);
