@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import json
 import os
+import platform
 import shutil
 import tempfile
 import time
@@ -64,7 +65,8 @@ class BuildReport:
     bytes: int
     largest: tuple[str, int]  # the largest file (site-relative path) and its size
     seconds: float
-    warnings: tuple[str, ...] = ()  # GitHub Pages limits the site exceeds (errors with BuildOptions.pages)
+    warnings: tuple[str, ...] = ()  # GitHub Pages limits the site exceeds (errors with BuildOptions.pages), and
+    # runs whose tables come from another corpus than the one they were trained on (see corpus_note)
 
     def summary(self) -> str:
         """The final line of `circexport build`."""
@@ -82,6 +84,7 @@ def build(run_dirs: list[Path], out: Path, options: BuildOptions = BuildOptions(
     template_dir()
     texts: dict = {}  # runs with the same corpus and tokenizer share their sample text
     samples = [prepare(r, options, texts) for r in runs]
+    notes = [note for r, s in zip(runs, samples) if (note := corpus_note(r, s))]
     out = Path(out)
     check_output(out, runs)
     steps = sum(2 + len(r.circuits) for r in runs) + 1
@@ -103,7 +106,7 @@ def build(run_dirs: list[Path], out: Path, options: BuildOptions = BuildOptions(
     return BuildReport(out=out, models=len(runs), circuits=sum(len(r.circuits) for r in runs),
                        node_pages=sum(len(c.record["nodes"]) for r in runs for c in r.circuits),
                        files=len(sizes), bytes=sum(sizes.values()), largest=largest, seconds=time.perf_counter() - t0,
-                       warnings=tuple(warnings))
+                       warnings=(*warnings, *notes))
 
 
 def pages_limits(sizes: dict[str, int], out: Path) -> list[str]:
@@ -122,10 +125,22 @@ def prepare(run: RunInput, options: BuildOptions, texts: dict) -> pages.Samples:
     key = (repr(run.run.cfg.data), run.tokenizer.to_str())
     if key not in texts:
         text = load_text(run.run.cfg.data, run.tokenizer, None, shards=False)
-        texts[key] = (sample_windows(run, text, options.tables), text.chars())
-    windows, chars = texts[key]
+        texts[key] = (sample_windows(run, text, options.tables), text.chars(), text.record()["sha256"])
+    windows, chars, corpus_sha = texts[key]
     tasks = {c.slug: task_sample(run, c, options.tables.task_pairs) for c in run.circuits}
-    return pages.Samples(windows=windows, tasks=tasks, chars=chars if run.circuits else "")
+    return pages.Samples(windows=windows, tasks=tasks, chars=chars if run.circuits else "", corpus_sha256=corpus_sha)
+
+
+def corpus_note(run: RunInput, samples: pages.Samples) -> str | None:
+    """Why this build's tables of a run differ from a build on the machine it was trained on, if they do: the
+    standard library's source (the corpus) differs between Python versions, and the tables sample it."""
+    recorded = run.run.provenance.get("corpus_sha256")
+    if recorded is None or recorded == samples.corpus_sha256:
+        return None
+    return (f"{run.run.path}: its activation tables are sampled from this machine's corpus (sha256 "
+            f"{samples.corpus_sha256[:12]}…, Python {platform.python_version()}), not the one the run was trained on "
+            f"({str(recorded)[:12]}…, Python {run.run.provenance.get('python', '?')}): build on that Python version "
+            "for the same site")
 
 
 def check_output(out: Path, runs: list[RunInput]) -> None:

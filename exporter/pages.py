@@ -29,6 +29,7 @@ class Samples:
     windows: torch.Tensor  # [N, W] pretraining windows
     tasks: dict[str, TaskSample | None]  # per circuit slug: its task's pairs, None without the task suite
     chars: str = ""  # every distinct character of the training text (the live panel flags the others)
+    corpus_sha256: str = ""  # the fingerprint of the text the windows were drawn from (TrainingText.record)
 
 
 def write_model(site: SiteWriter, run: RunInput, samples: Samples, options: Any, bar: tqdm) -> dict[str, Any]:

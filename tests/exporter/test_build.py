@@ -449,3 +449,19 @@ def test_an_output_folder_that_holds_or_lies_in_an_input_run_is_refused(site_run
         result = run_cli(runs / "tiny-b", "-o", out)
         assert "overlaps the input run" in one_error_line(result) and "choose an -o outside every run" in result.output
     assert folder_hash(runs) == before  # nothing deleted, nothing written
+
+
+def test_a_run_trained_on_another_corpus_builds_and_says_why_its_tables_differ(site_runs, tmp_path):
+    run = tmp_path / "other-python"
+    shutil.copytree(site_runs["b"], run)
+    config = json.loads((run / "config.json").read_text())
+    assert config["provenance"]["corpus_sha256"]  # the fixture run records its corpus: this machine's
+    same = run_cli(run, "-o", tmp_path / "same")
+    assert same.exit_code == 0 and "warning" not in same.output
+    config["provenance"].update(corpus_sha256="0" * 64, python="3.9.0")  # as if trained on another Python's stdlib
+    (run / "config.json").write_text(json.dumps(config))
+    result = run_cli(run, "-o", tmp_path / "site")
+    assert result.exit_code == 0  # the site is built, and the build says why it differs from one on Python 3.9.0
+    warning = next(line for line in result.output.splitlines() if line.startswith("warning: "))
+    assert f"{run}: its activation tables are sampled from this machine's corpus" in warning
+    assert "(000000000000…, Python 3.9.0)" in warning and "build on that Python version for the same site" in warning
