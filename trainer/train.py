@@ -146,6 +146,7 @@ def _loop(cfg, opts, ddp, model, optimizer, plan, text, start, on_step) -> None:
                 on_step(done)
             if logged or saving or ddp.world == 1:  # ranks agree on Ctrl-C at log and checkpoint steps
                 stopped = _any_rank(interrupted(), ddp, params['wte.weight'].device)
+            stopped = stopped and done < t.steps  # Ctrl-C in the last step: the run is complete, written as usual
             if t.snapshot_every and done % t.snapshot_every == 0 and ddp.main:
                 save_tensors(opts.out / SNAPSHOTS / snapshot_name(done), model.state_dict(), pack=True)
             if stopped and not (logged or saving):

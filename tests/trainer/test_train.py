@@ -92,6 +92,12 @@ def test_interrupted_then_resumed_equals_uninterrupted(finished, tmp_path, cache
     assert steps == [5, 10, 15, 20]
 
 
+def test_ctrl_c_in_the_last_step_writes_the_finished_run(finished, tmp_path, cache):
+    out = tmp_path / "last"
+    run(tiny(), out, cache, on_step=lambda s: s == 20 and os.kill(os.getpid(), signal.SIGINT))  # no Interrupted
+    assert (out / "model.safetensors").read_bytes() == (finished / "model.safetensors").read_bytes()
+
+
 def test_dense_run_has_no_zero_weights(tmp_path, cache):
     out = tmp_path / "dense"
     run(tiny("sparsity.enabled=false", "train.steps=5"), out, cache)
