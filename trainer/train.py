@@ -69,7 +69,7 @@ def train(cfg: RunConfig, opts: TrainOptions, on_step: Callable[[int], None] | N
             keep_freed_memory()
         cfg = _check_out_dir(cfg, opts)
         _check_batch(cfg, ddp.world)
-        tok = load_tokenizer(cfg.data.tokenizer)
+        tok = load_tokenizer(str(opts.out / TOKENIZER) if opts.resume else cfg.data.tokenizer)  # resume: the run's own
         if tok.get_vocab_size() != cfg.model.vocab_size:
             raise UserError(f"model.vocab_size = {cfg.model.vocab_size} but tokenizer {cfg.data.tokenizer!r} has {tok.get_vocab_size()} tokens")
         text = _training_text(cfg, tok, opts, ddp)
@@ -84,6 +84,8 @@ def train(cfg: RunConfig, opts: TrainOptions, on_step: Callable[[int], None] | N
         }
         if set(record["components"]) != {"stdlib"}:
             provenance["corpus"] = record["components"]  # the mixture's parts: fingerprints and shares
+        if opts.resume:
+            _check_same_text(opts.out, provenance)
         if ddp.main and not opts.resume:
             _start_run_dir(opts.out, cfg, provenance, tok.to_str())
         _barrier(ddp)
@@ -261,6 +263,18 @@ def _check_out_dir(cfg: RunConfig, opts: TrainOptions) -> RunConfig:
             raise UserError(f"--out {out} already holds a different run ({stored.name!r}); choose another --out")
         raise UserError(f"--out {out} is not empty and is not a run; choose another --out")
     return cfg
+
+
+def _check_same_text(out: Path, provenance: dict) -> None:
+    """A resumed run must read the text it started on: the same corpus (the stdlib differs between Python versions)
+    and the same tokenizer, or its batches would silently change."""
+    _, stored = read_config(out)
+    for key, what in (("corpus_sha256", "corpus"), ("tokenizer_sha256", "tokenizer")):
+        if stored.get(key) not in (None, provenance[key]):
+            raise UserError(f"--resume: {out / CONFIG} records the {what} sha256 {str(stored[key])[:12]}… (Python "
+                            f"{stored.get('python', '?')}), this machine reads {provenance[key][:12]}… (Python "
+                            f"{provenance['python']}): the run would go on with other text; resume it where its "
+                            f"{what} is the same")
 
 
 def _first_difference(a: dict, b: dict, prefix: str = "") -> str:

@@ -264,3 +264,17 @@ def test_target_loss_outside_zero_to_ln2_is_one_error_line(target):
     assert result.exit_code != 0
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and f"--target-loss {float(target)}: must be in (0, ln 2 = 0.693)" in lines[0]
+
+
+def test_resume_refuses_a_run_that_recorded_another_corpus(tmp_path, cache):
+    out = tmp_path / "moved"
+    with pytest.raises(Interrupted):
+        run(tiny(), out, cache, on_step=lambda s: s == 3 and os.kill(os.getpid(), signal.SIGINT))
+    config = json.loads((out / "config.json").read_text())
+    config["provenance"].update(corpus_sha256="f" * 64, python="3.9.0")  # as if started on another Python's stdlib
+    (out / "config.json").write_text(json.dumps(config))
+    before = sorted((p.name, p.read_bytes()) for p in out.rglob("*") if p.is_file())
+    with pytest.raises(UserError, match=r"--resume: .*config.json records the corpus sha256 ffffffffffff… \(Python "
+                                        r"3.9.0\), this machine reads .* the run would go on with other text"):
+        run(tiny(), out, cache, opts={"resume": True})
+    assert sorted((p.name, p.read_bytes()) for p in out.rglob("*") if p.is_file()) == before
