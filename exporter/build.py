@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import tempfile
 import time
@@ -23,7 +24,7 @@ from exporter.render import ASSETS, SiteWriter, template_dir
 from exporter.tables import TableConfig, sample_windows, task_sample
 from trainer.cputune import return_freed_memory
 from trainer.errors import UserError
-from trainer.fileio import exchange_paths
+from trainer.fileio import exchange_paths, overlaps
 from trainer.mixture import load_text
 
 try:
@@ -78,15 +79,16 @@ class BuildReport:
 def build(run_dirs: list[Path], out: Path, options: BuildOptions = BuildOptions()) -> BuildReport:
     """Build the static site of the given runs (the shipped demo runs when none) into `out`."""
     t0 = time.perf_counter()
+    check_options(options)
     runs = read_runs(list(run_dirs) or demo_runs())  # every input read and validated before any write
+    out = Path(out)
+    check_output(out, runs)
     if max((r.dense_bytes for r in runs), default=0) >= LARGE_MODEL_BYTES:
         return_freed_memory()  # peak memory over speed for large models (see trainer.cputune)
     template_dir()
     texts: dict = {}  # runs with the same corpus and tokenizer share their sample text
     samples = [prepare(r, options, texts) for r in runs]
     notes = [note for r, s in zip(runs, samples) if (note := corpus_note(r, s))]
-    out = Path(out)
-    check_output(out, runs)
     steps = sum(2 + len(r.circuits) for r in runs) + 1
     with tqdm(total=steps, desc="build", unit="step", disable=options.quiet) as bar, staging(out) as tmp:
         jobs = options.jobs or workers.auto_jobs(runs, options.device)
@@ -143,13 +145,18 @@ def corpus_note(run: RunInput, samples: pages.Samples) -> str | None:
             "for the same site")
 
 
+def check_options(options: BuildOptions) -> None:
+    """Options that no build can use: a site URL that is not an http(s) address."""
+    if options.site_url and not re.fullmatch(r"https?://[^\s\"'<>]+", options.site_url):
+        raise UserError(f"--site-url {options.site_url!r}: give the http:// or https:// address the site will be "
+                        "published at (or leave it out)")
+
+
 def check_output(out: Path, runs: list[RunInput]) -> None:
     """The output must be a new or empty folder, or a site an earlier build wrote (it is replaced whole), and must
     neither hold nor lie inside an input run."""
-    target = out.resolve()
     for r in runs:
-        run = r.run.path.resolve()
-        if target == run or target in run.parents or run in target.parents:
+        if overlaps(out, r.run.path):
             raise UserError(f"output {out} overlaps the input run {r.run.path} (a build replaces its output folder "
                             "whole); choose an -o outside every run")
     if out.exists() and not out.is_dir():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,13 @@ def _user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise error from None
 
     return wrapper
+
+
+def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    """A float option's value, refused when NaN (a FloatRange lets NaN through: it compares false with both ends)."""
+    if math.isnan(value):
+        raise click.BadParameter("nan is not a number")
+    return value
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -82,7 +90,7 @@ def snapshot(run_dir: Path, out: Path, step: int | None, match_run: Path | None)
 @click.option("--task", "tasks", multiple=True, default=["all"], show_default=True, help="Task name (repeatable) or 'all'.")
 @click.option("--target-loss", type=float, default=0.15, show_default=True, help="Task loss the circuit must reach.")
 @click.option("--jobs", type=click.IntRange(1), default=1, show_default=True, help="Tasks pruned in parallel processes.")
-@click.option("--mean-tokens", type=click.IntRange(1), default=1 << 20, show_default=True,
+@click.option("--mean-tokens", type=click.IntRange(1, 1 << 40), default=1 << 20, show_default=True,
               help="Pretraining tokens behind the means (fewer is faster; the circuit file states the error bar).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="Where the model, the means and the pruning run (auto: CUDA when there is one).")
@@ -117,7 +125,8 @@ def corpus() -> None:
 @corpus.command("stats")
 @click.option("--config", "config", default="demo", show_default=True, help="Shipped config name or a TOML file.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value, e.g. data.tinypython=0.8.")
-@click.option("--mb", type=click.FloatRange(0.01, 1000), default=4.0, show_default=True, help="MB of each component's text to scan.")
+@click.option("--mb", type=click.FloatRange(0.01, 1000), default=4.0, show_default=True, callback=_finite,
+              help="MB of each component's text to scan.")
 @_user_errors
 def corpus_stats(config: str, overrides: tuple[str, ...], mb: float) -> None:
     """How often the training text shows each task's decisive pattern, per component; flags what it never shows."""
@@ -152,7 +161,8 @@ def import_openai(src: Path, out: Path, tokenizer_dir: Path | None) -> None:
 @main.command()
 @click.argument("run_dirs", nargs=-1, type=click.Path(path_type=Path))
 @click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("site"), show_default=True, help="Site folder (replaced whole).")
-@click.option("--sample-tokens", type=click.IntRange(64), default=32768, show_default=True, help="Pretraining tokens behind the activation tables.")
+@click.option("--sample-tokens", type=click.IntRange(64, 1 << 24), default=32768, show_default=True,
+              help="Pretraining tokens behind the activation tables.")
 @click.option("--examples", type=click.IntRange(1, 64), default=8, show_default=True, help="Activation examples per node at each end.")
 @click.option("--no-onnx", is_flag=True, help="Skip the ONNX models (and their parity check).")
 @click.option("--standalone", is_flag=True, help="Also one self-contained HTML graph per circuit (needs circexport[d3graph]).")

@@ -12,14 +12,13 @@ import torch
 from safetensors import safe_open
 from tokenizers import Tokenizer
 
-from trainer.circuit import read_circuit
+from trainer.circuit import check_circuit_fits, read_circuit
 from trainer.errors import UserError
 from trainer.fileio import file_sha256, read_json
 from trainer.masks import Kept, kept_from_ids
 from trainer.means import read_means
-from trainer.run import Run, load_run, read_metrics
-from trainer.schema import CIRCUITS, MEANS, METRICS, MODEL, TASKS_FILE, TOKENIZER, read_task_table
-from trainer.tokenizer import load_tokenizer
+from trainer.run import Run, load_run, read_metrics, read_run_tokenizer
+from trainer.schema import CIRCUITS, MEANS, METRICS, MODEL, TASKS_FILE, read_task_table
 
 SLUG = re.compile(r"[A-Za-z0-9._-]+")  # file names that unzip on every OS
 RESERVED = frozenset({"data", "onnx", "assets", "standalone", "index.html", "manifest.json", ".nojekyll"})
@@ -91,15 +90,12 @@ def read_runs(run_dirs: list[Path]) -> list[RunInput]:
 def read_run(run_dir: Path) -> RunInput:
     """Load and check one run directory (config, weights, tokenizer, metrics, tasks, means, circuits)."""
     run = load_run(run_dir)
-    tok = load_tokenizer(str(run_dir / TOKENIZER))
-    if tok.get_vocab_size() > run.cfg.model.vocab_size:
-        raise UserError(f"{run_dir / TOKENIZER}: {tok.get_vocab_size()} tokens, more than the model's vocab_size "
-                        f"{run.cfg.model.vocab_size}; this tokenizer does not belong to the run")
+    tok = read_run_tokenizer(run_dir, run.cfg, run.provenance)
     model_sha = file_sha256(run_dir / MODEL)
     circuits = read_circuits(run, model_sha)
     means = check_means(run, model_sha, circuits) if circuits else None
     return RunInput(slug=slug(run_dir.resolve().name, run_dir), run=run, model_sha=model_sha, tokenizer=tok,
-                    metrics=read_metrics(run_dir / METRICS), task_table=task_rows(run_dir / TASKS_FILE),
+                    metrics=read_metrics(run_dir / METRICS), task_table=task_rows(run_dir / TASKS_FILE, model_sha),
                     means=means, circuits=circuits)
 
 
@@ -111,21 +107,28 @@ def slug(name: str, where: Path) -> str:
     return s
 
 
-def task_rows(path: Path) -> dict[str, dict[str, Any]]:
-    """tasks.json's per-task rows, checked (empty when the run has not been evaluated)."""
-    return read_task_table(read_json(path), path)["tasks"] if path.is_file() else {}
+def task_rows(path: Path, model_sha: str) -> dict[str, dict[str, Any]]:
+    """tasks.json's per-task rows, checked, of the run's model (empty when the run has not been evaluated)."""
+    if not path.exists():
+        return {}
+    table = read_task_table(read_json(path), path)
+    if table["model_sha256"] != model_sha:
+        raise UserError(f"{path}: field model_sha256: the table is of another model ({table['model_sha256'][:12]}…, "
+                        f"the run's model.safetensors is {model_sha[:12]}…); re-run circexport prune RUN or delete it")
+    return table["tasks"]
 
 
 def read_circuits(run: Run, model_sha: str) -> list[CircuitInput]:
-    """Every circuits/<task>.json of a run, checked for format, model sha256 and node ids."""
+    """Every circuits/<task>.json of a run, checked for format, model sha256, and node ids, answer tokens and heads
+    that the model has."""
     folder = run.path / CIRCUITS
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{folder}: a file where the circuits folder should be; move it away")
     out = []
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
         record = read_circuit(path, model_sha)
-        try:
-            kept = kept_from_ids(run.model, [n["id"] for n in record["nodes"]])
-        except (KeyError, ValueError, TypeError) as e:
-            raise UserError(f"{path}: node {e} is not a node of this model; re-run circexport prune") from None
+        check_circuit_fits(record, run.model, path)
+        kept = kept_from_ids(run.model, [n["id"] for n in record["nodes"]])
         out.append(CircuitInput(slug=slug(path.stem, path), path=path, record=record, kept=kept))
     return out
 

@@ -12,7 +12,8 @@ from trainer.errors import UserError
 from trainer.fileio import atomic_write_bytes, dump_json, read_json, rounded
 from trainer.masks import Kept
 from trainer.model import GPT
-from trainer.schema import CHANCE_LOSS, CIRCUIT_FORMAT, FINAL_LOCATION, location, node_id, read_circuit_record
+from trainer.schema import (CHANCE_LOSS, CIRCUIT_FORMAT, FINAL_LOCATION, location, node_id, parse_node_id,
+                            read_circuit_record)
 
 READS = ("attn.act_in", "mlp.act_in")
 WRITES = ("attn.resid_delta", "mlp.resid_delta")
@@ -144,3 +145,22 @@ def read_circuit(path: Path, model_sha: str) -> dict[str, Any]:
         raise UserError(f"{path}: pruned from a different model (sha256 {str(record['model'].get('sha256'))[:12]}…, "
                         f"the run's model.safetensors is {model_sha[:12]}…); re-run circexport prune")
     return record
+
+
+def check_circuit_fits(record: dict[str, Any], model: GPT, path: Path) -> None:
+    """A UserError naming the file and field unless every node, answer token and head of the circuit is the model's."""
+    fix = "re-run circexport prune"
+    widths = {loc: model.location_dim(loc) for loc in model.node_locations()}
+    for i, n in enumerate(record["nodes"]):
+        loc, index = parse_node_id(n["id"])
+        if index >= widths.get(loc, 0):
+            raise UserError(f"{path}: field nodes[{i}].id: {n['id']!r} is not a node of this model "
+                            f"({model.cfg.n_layer} layers, {loc} {widths.get(loc, 0)} wide); {fix}")
+    for i, e in enumerate(record["unembed_edges"]):
+        if e["token"] >= model.cfg.vocab_size:
+            raise UserError(f"{path}: field unembed_edges[{i}].token: {e['token']} is past the model's vocabulary "
+                            f"of {model.cfg.vocab_size}; {fix}")
+    for i, p in enumerate(record["qk_pairs"]):
+        if p["head"] >= model.cfg.n_head:
+            raise UserError(f"{path}: field qk_pairs[{i}].head: {p['head']} is past the model's {model.cfg.n_head} "
+                            f"heads; {fix}")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from trainer.errors import UserError
+from trainer.fileio import read_text
 from trainer.schema import LAYER_LOCATIONS
 
 # The eight per-layer activation locations that AbsTopK can sparsify (the paper's attn_in, q, k, v, attn_out, mlp_in,
@@ -118,6 +119,7 @@ class DataConfig:
     tinypython: float = 0.0  # fraction of each batch's windows drawn from generated simple Python (trainer.tinypython)
     tinypython_seed: int = 0  # the generated text's seed (training and validation draw disjoint documents)
     tinypython_coined: float = 0.0  # share of the generated programs' new names that are made up (only copying predicts them)
+    tinypython_repeat: float = 0.0  # share of the generated programs that copy-paste one of their definitions
 
 
 @dataclass(frozen=True)
@@ -145,9 +147,9 @@ def load_config(name_or_path: str, overrides: typing.Sequence[str] = ()) -> RunC
     """Load a shipped config by name or a TOML file by path, then apply `section.key=value` overrides."""
     path = Path(name_or_path)
     if path.suffix == ".toml" or path.exists():
-        if not path.is_file():
+        if not path.exists():
             raise UserError(f"config file {path} does not exist")
-        text, source = path.read_text(), str(path)
+        text, source = read_text(path), str(path)
     elif name_or_path in shipped_configs():
         text = (resources.files("trainer") / "configs" / f"{name_or_path}.toml").read_text()
         source = f"{name_or_path}.toml"
@@ -238,12 +240,16 @@ def _check(cfg: RunConfig, source: str) -> None:
     m, s, t, d = cfg.model, cfg.sparsity, cfg.train, cfg.data
     rules = [
         (m.d_model > 0 and m.d_head > 0 and (m.attn_width > 0 or m.d_model % m.d_head == 0), "model.d_model must be a positive multiple of model.d_head"),
-        (m.n_layer > 0 and m.n_ctx > 1 and m.vocab_size > 1 and m.mlp_mult > 0, "model sizes must be positive"),
+        (m.n_layer > 0, "model.n_layer must be > 0"),
+        (m.n_ctx > 1, "model.n_ctx must be > 1"),
+        (m.vocab_size > 1, "model.vocab_size must be > 1"),
+        (m.mlp_mult > 0, "model.mlp_mult must be > 0"),
         (m.vocab_size <= 65536, "model.vocab_size must be <= 65536 (tokens are stored as uint16)"),
         (m.attn_width >= 0 and m.d_head > 0 and m.attn_width % m.d_head == 0, "model.attn_width must be 0 or a positive multiple of model.d_head"),
         (m.mlp_width >= 0 and m.d_pos_emb >= 0, "model.mlp_width and model.d_pos_emb must be >= 0"),
         (m.d_pos_emb == 0 or m.pos_emb, "model.d_pos_emb > 0 needs model.pos_emb = true"),
-        (m.norm in ("rms", "layer") and m.norm_eps > 0, "model.norm must be 'rms' or 'layer', model.norm_eps > 0"),
+        (m.norm in ("rms", "layer"), "model.norm must be 'rms' or 'layer'"),
+        (m.norm_eps > 0, "model.norm_eps must be > 0"),
         (m.activation in ("gelu", "relu"), "model.activation must be 'gelu' or 'relu'"),
         (m.resid_activation in ("identity", "relu"), "model.resid_activation must be 'identity' or 'relu'"),
         (0 < m.afrac <= 1, "model.afrac must be in (0, 1]"),
@@ -252,25 +258,37 @@ def _check(cfg: RunConfig, source: str) -> None:
          f"model.afrac_locations must be among {', '.join(SPARSE_LOCATIONS + RESID_LOCATIONS)}"),
         (s.l0 > 0, "sparsity.l0 must be > 0 (it is the target count of nonzero weights)"),
         (0 <= s.anneal_start <= s.anneal_end <= 1, "sparsity.anneal_start <= anneal_end must lie in [0, 1]"),
-        (s.min_per_row >= 0 and s.embed_density_mult > 0, "sparsity.min_per_row must be >= 0, embed_density_mult > 0"),
-        (t.steps > 0 and 0 < t.lr < math.inf and 0 <= t.warmup_frac <= 1,
-         "train.steps and train.lr must be > 0 (a finite lr), warmup_frac in [0, 1]"),
+        (s.min_per_row >= 0, "sparsity.min_per_row must be >= 0"),
+        (s.embed_density_mult > 0, "sparsity.embed_density_mult must be > 0"),
+        (t.steps > 0, "train.steps must be > 0"),
+        (0 < t.lr < math.inf, "train.lr must be > 0 and finite"),
+        (0 <= t.warmup_frac <= 1, "train.warmup_frac must be in [0, 1]"),
         (0 <= t.weight_decay < math.inf, "train.weight_decay must be a finite number >= 0"),
         (0 <= t.beta1 < 1 and 0 <= t.beta2 < 1, "train.beta1 and train.beta2 must be in [0, 1)"),
         (0 < t.eps < math.inf, "train.eps must be a finite number > 0"),
         (0 <= t.seed < 2**63, "train.seed must be in [0, 2**63)"),
         (t.batch_size > 0 and t.micro_batch > 0 and t.batch_size % t.micro_batch == 0, "train.batch_size must be a positive multiple of train.micro_batch"),
-        (min(t.log_every, t.eval_every, t.eval_batches, t.checkpoint_every) > 0, "train.log_every, eval_every, eval_batches, checkpoint_every must be > 0"),
+        (min(t.log_every, t.eval_every, t.eval_batches, t.checkpoint_every) > 0,
+         "train.log_every, train.eval_every, train.eval_batches and train.checkpoint_every must be > 0"),
         (t.snapshot_every >= 0, "train.snapshot_every must be >= 0 (0 = no snapshots)"),
         (t.bf16 in ("auto", "on", "off"), "train.bf16 must be 'auto', 'on' or 'off'"),
-        (0 < d.val_frac < 1 and d.max_bytes >= 0, "data.val_frac must be in (0, 1) and data.max_bytes >= 0"),
+        (0 < d.val_frac < 1, "data.val_frac must be in (0, 1)"),
+        (d.max_bytes >= 0, "data.max_bytes must be >= 0"),
         (0 <= d.tinypython <= 1, "data.tinypython must be in [0, 1] (the fraction of windows of generated simple Python)"),
         (0 <= d.tinypython_seed < 2**63, "data.tinypython_seed must be in [0, 2**63)"),
         (0 <= d.tinypython_coined <= 1, "data.tinypython_coined must be in [0, 1] (the share of made-up names)"),
+        (0 <= d.tinypython_repeat <= 1, "data.tinypython_repeat must be in [0, 1] (the share of programs with a copy)"),
     ]
     for ok, message in rules:
         if not ok:
             raise UserError(f"{source}: {message}")
+    for section, values in (("model", m), ("sparsity", s), ("train", t), ("data", d)):
+        for f in dataclasses.fields(values):
+            v = getattr(values, f.name)
+            if isinstance(v, float) and not math.isfinite(v):
+                raise UserError(f"{source}: {section}.{f.name} must be a finite number, not {v}")
+            if isinstance(v, int) and not -2**63 <= v < 2**63:
+                raise UserError(f"{source}: {section}.{f.name} = {v} does not fit in 64 bits")
 
 
 def to_dict(cfg: RunConfig) -> dict[str, Any]:

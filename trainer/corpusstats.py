@@ -41,7 +41,7 @@ def component_texts(cfg: DataConfig, n_bytes: int, seed: int = 0) -> dict[str, t
             held += len(parts[-1].encode("utf-8"))
         out["stdlib"] = ("\n".join(parts), 1 - cfg.tinypython)
     if cfg.tinypython > 0:
-        out["tinypython"] = (tinypython.text(cfg.tinypython_seed, n_bytes, cfg.tinypython_coined), cfg.tinypython)
+        out["tinypython"] = (tinypython.text(cfg.tinypython_seed, n_bytes, cfg.tinypython_coined, cfg.tinypython_repeat), cfg.tinypython)
     return out
 
 

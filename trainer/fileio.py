@@ -95,19 +95,42 @@ def write_json(path: Path, obj: Any) -> None:
 
 def read_json(path: Path) -> Any:
     """Read a JSON file, or raise a UserError naming it."""
-    if not path.is_file():
-        raise UserError(f"{path}: file not found")
     return parse_json(read_text(path), path)
 
 
+def require_file(path: Path, fix: str = "") -> None:
+    """A UserError naming path unless it is a file: a folder where the file should be, or not found (and the fix)."""
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder, not a file; move the folder away and restore the file")
+    if not path.is_file():
+        raise UserError(f"{path}: file not found" + (f"; {fix}" if fix else ""))
+
+
 def read_text(path: Path) -> str:
-    """A UTF-8 text file's content, or a UserError naming it (unreadable, not UTF-8)."""
+    """A UTF-8 text file's content, or a UserError naming it (missing, a folder, unreadable, not UTF-8)."""
+    require_file(path)
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
         raise UserError(f"{path}: not UTF-8 text (byte {e.start}); restore or regenerate the file") from None
     except OSError as e:
         raise UserError(f"{path}: cannot be read ({e.strerror}); check its permissions") from None
+
+
+def overlaps(a: Path, b: Path) -> bool:
+    """Whether two paths are the same, or one lies inside the other (links resolved)."""
+    a, b = a.resolve(), b.resolve()
+    return a == b or a in b.parents or b in a.parents
+
+
+def check_destination(path: Path, option: str) -> None:
+    """A UserError naming the option when a folder cannot be made at `path` because a regular file stands in the
+    way (the nearest existing path above it is a file), before anything is written."""
+    for above in path.absolute().parents:
+        if above.exists():
+            if not above.is_dir():
+                raise UserError(f"{option} {path}: {above} is a file, not a folder; choose another {option}")
+            return
 
 
 def parse_json(text: str, where: Path | str) -> Any:

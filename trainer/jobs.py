@@ -12,15 +12,14 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from trainer.circuit import faithfulness_checks, read_circuit, write_circuit
+from trainer.circuit import check_circuit_fits, faithfulness_checks, read_circuit, write_circuit
 from trainer.errors import UserError
 from trainer.fileio import atomic_write_bytes, file_sha256, read_json, write_json
 from trainer.means import ablation_record, means_for_run
 from trainer.prune import Evaluator, PruneConfig, Splits, prune_task
-from trainer.run import Run, load_run
-from trainer.schema import CIRCUITS, MODEL, TASK_TABLE, TASK_TABLE_FORMAT, TASKS_FILE, TOKENIZER, check, read_task_table
+from trainer.run import Run, load_run, read_run_tokenizer
+from trainer.schema import CIRCUITS, MODEL, TASK_TABLE, TASK_TABLE_FORMAT, TASKS_FILE, check, read_task_table
 from trainer.tasks import TASKS, Task, encode_pairs, get_task, pair_accuracy, pair_loss
-from trainer.tokenizer import load_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +63,7 @@ def resolve_tasks(names: list[str] | str) -> list[Task]:
 
 def task_splits(task: Task, run: Run, cfg: JobConfig) -> Splits:
     """The task's train/eval/test pairs encoded with the run's tokenizer."""
-    tok = load_tokenizer(str(run.path / TOKENIZER))
+    tok = read_run_tokenizer(run.path, run.cfg, run.provenance)
     n_ctx = run.cfg.model.n_ctx
     seed = cfg.prune.seed
     return Splits(*(encode_pairs(task.pairs(split, n, seed), tok, n_ctx)
@@ -83,6 +82,8 @@ def prune_run(run_dir: Path, names: list[str] | str, cfg: JobConfig) -> list[dic
     """Prune every named task the run has learned; write circuits/<task>.json; return one summary row per task."""
     run = load_run_on(run_dir, resolve_device(cfg.device))
     tasks = resolve_tasks(names)
+    read_run_tokenizer(run.path, run.cfg, run.provenance)  # checked, as the task table is, before any work
+    table = _task_table_kept(run_dir)
     means = means_for_run(run, cfg.mean_tokens, quiet=cfg.quiet)  # computed once, before the jobs fan out
     rows = []
     with tqdm(total=len(tasks), desc="prune", unit="task", disable=cfg.quiet) as bar:
@@ -95,7 +96,7 @@ def prune_run(run_dir: Path, names: list[str] | str, cfg: JobConfig) -> list[dic
             for task in tasks:
                 rows.append(_prune_one(run, task, cfg, means))  # the run and means already loaded
                 bar.update(1)
-    _write_task_table(run_dir, rows)
+    _write_task_table(run_dir, {**table, **{r["task"]: r for r in rows}})
     return rows
 
 
@@ -134,18 +135,24 @@ def circuit_header(run: Run, task: Task, cfg: JobConfig) -> dict[str, Any]:
     }
 
 
-def _write_task_table(run_dir: Path, rows: list[dict[str, Any]]) -> None:
-    """Merge this command's rows into <run>/tasks.json (the unpruned model's loss per task)."""
+def _task_table_kept(run_dir: Path) -> dict[str, dict[str, Any]]:
+    """The rows of <run>/tasks.json that a prune keeps: those of a table of the run's current model (a table of
+    another model, or of the previous format, is replaced); a broken table is a UserError."""
+    path = run_dir / TASKS_FILE
+    if not path.exists():
+        return {}
+    old = read_json(path)
+    if isinstance(old, dict) and old.get("format_version") == TASK_TABLE_FORMAT - 1:
+        return {}
+    table = read_task_table(old, path)
+    return table["tasks"] if table["model_sha256"] == file_sha256(run_dir / MODEL) else {}
+
+
+def _write_task_table(run_dir: Path, rows: dict[str, dict[str, Any]]) -> None:
+    """Write <run>/tasks.json: task -> the unpruned model's loss, accuracy, learned and target_loss."""
     path, model_sha = run_dir / TASKS_FILE, file_sha256(run_dir / MODEL)
-    table = {}
-    if path.is_file():
-        old = read_json(path)
-        if isinstance(old, dict) and old.get("format_version") == TASK_TABLE_FORMAT:  # an older table is replaced
-            old = read_task_table(old, path)
-            table = old["tasks"] if old["model_sha256"] == model_sha else {}
-    for r in rows:
-        table[r["task"]] = {k: r[k] for k in ("loss", "accuracy", "learned", "target_loss")}
-    record = {"format_version": TASK_TABLE_FORMAT, "model_sha256": model_sha, "tasks": dict(sorted(table.items()))}
+    table = {name: {k: r[k] for k in ("loss", "accuracy", "learned", "target_loss")} for name, r in sorted(rows.items())}
+    record = {"format_version": TASK_TABLE_FORMAT, "model_sha256": model_sha, "tasks": table}
     write_json(path, check(TASK_TABLE, record, path, "check the run's model.safetensors (retrain or restore it)"))
 
 
@@ -156,13 +163,18 @@ def list_tasks(run_dir: Path | None, cfg: JobConfig) -> list[dict[str, Any]]:
                 for t in TASKS.values()]
     run = load_run_on(run_dir, resolve_device(cfg.device))
     model_sha = file_sha256(run.path / MODEL)
+    read_run_tokenizer(run.path, run.cfg, run.provenance)  # checked, as the circuits are, before any work
+    circuits = {}
+    for task in TASKS.values():
+        path = run.path / CIRCUITS / f"{task.name}.json"
+        if path.exists():
+            circuits[task.name] = read_circuit(path, model_sha)
+            check_circuit_fits(circuits[task.name], run.model, path)
     rows = []
     for task in tqdm(TASKS.values(), desc="tasks", unit="task", disable=cfg.quiet):
         row = evaluate_task(run, task, task_splits(task, run, cfg), cfg.prune.target_loss)
-        path = run.path / CIRCUITS / f"{task.name}.json"
-        if path.is_file():
-            circuit = read_circuit(path, model_sha)
-            row.update(nodes=circuit["counts"]["nodes"], edges=circuit["counts"]["edges"])
+        if task.name in circuits:
+            row.update(nodes=circuits[task.name]["counts"]["nodes"], edges=circuits[task.name]["counts"]["edges"])
         rows.append(row)
     return rows
 

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from trainer import data
 from trainer.errors import UserError
-from trainer.fileio import file_sha256
+from trainer.fileio import file_sha256, require_file
 from trainer.masks import model_device
 from trainer.mixture import load_text
 from trainer.model import GPT
@@ -127,9 +127,7 @@ def read_means(path: Path, model: GPT, model_sha: str) -> dict[str, torch.Tensor
     """A means file, checked: of this model (its sha256), one finite float vector per node location of the model's
     width there, and readable metadata; a UserError naming the file and the location otherwise."""
     fix = "delete it and re-run circexport prune to compute it again"
-    if not path.is_file():
-        raise UserError(f"{path}: file not found; the circuits need the mean activations they were pruned with "
-                        "(re-run circexport prune)")
+    require_file(path, "the circuits need the mean activations they were pruned with (re-run circexport prune)")
     means, meta = load_tensors(path), _meta(path)
     if meta.get("model_sha256") != model_sha:
         raise UserError(f"{path}: computed for a different model.safetensors; {fix}")

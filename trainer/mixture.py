@@ -80,8 +80,9 @@ class TrainingText:
             sample = self.sample().encode("utf-8")
             parts["tinypython"] = {"version": tinypython.GENERATOR_VERSION, "seed": self.cfg.tinypython_seed,
                                    "share": self.cfg.tinypython, "sample_sha256": hashlib.sha256(sample).hexdigest()}
-            if self.cfg.tinypython_coined:  # recorded only when used: runs without made-up names keep their sha256
-                parts["tinypython"]["coined"] = self.cfg.tinypython_coined
+            for key in ("coined", "repeat"):  # recorded only when used: runs without them keep their sha256
+                if getattr(self.cfg, f"tinypython_{key}"):
+                    parts["tinypython"][key] = getattr(self.cfg, f"tinypython_{key}")
         if set(parts) == {"stdlib"}:
             sha = self.corpus.sha256
         else:
@@ -90,11 +91,16 @@ class TrainingText:
 
     def sample(self) -> str:
         """The first FINGERPRINT_BYTES of generated text (its fingerprint and its characters)."""
-        return tinypython.text(self.cfg.tinypython_seed, FINGERPRINT_BYTES, self.cfg.tinypython_coined)
+        return tinypython.text(self.cfg.tinypython_seed, FINGERPRINT_BYTES, *self.variety)
 
     def generated(self, key: str, n: int) -> np.ndarray:
         """The first n token ids (uint16) of the generated documents of a stream key, each preceded by EOT."""
-        return generated_tokens(self.tok, key, n, self.cfg.tinypython_coined)
+        return generated_tokens(self.tok, key, n, *self.variety)
+
+    @property
+    def variety(self) -> tuple[float, float]:
+        """The generator's coined and repeat shares."""
+        return self.cfg.tinypython_coined, self.cfg.tinypython_repeat
 
 
 def load_text(cfg: DataConfig, tok: Tokenizer, cache_dir: Path | None, shards: bool = True) -> TrainingText:
@@ -106,11 +112,11 @@ def load_text(cfg: DataConfig, tok: Tokenizer, cache_dir: Path | None, shards: b
     return TrainingText(cfg, tok, corpus, built)
 
 
-def generated_tokens(tok: Tokenizer, key: str, n: int, coined: float = 0.0) -> np.ndarray:
+def generated_tokens(tok: Tokenizer, key: str, n: int, coined: float = 0.0, repeat: float = 0.0) -> np.ndarray:
     """The first n token ids (uint16) of the generated documents of a stream key, each preceded by EOT."""
     eot = eot_id(tok)
     out, held = [], 0
-    docs = tinypython.documents(stream_seed(key), coined)
+    docs = tinypython.documents(stream_seed(key), coined, repeat)
     while held < n:
         for enc in tok.encode_batch([next(docs) for _ in range(ENCODE_DOCS)], add_special_tokens=False):
             out.append(np.array([eot, *enc.ids], dtype=np.uint16))

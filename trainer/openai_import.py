@@ -24,7 +24,7 @@ import torch
 import trainer
 from trainer.config import DataConfig, ModelConfig, RunConfig, SparsityConfig, from_dict, to_dict
 from trainer.errors import UserError
-from trainer.fileio import atomic_write_bytes, file_sha256, read_json, write_json
+from trainer.fileio import atomic_write_bytes, check_destination, file_sha256, overlaps, read_json, write_json
 from trainer.model import GPT
 from trainer.run import config_record, empty_model, save_tensors
 from trainer.schema import CONFIG, MODEL, TOKENIZER
@@ -76,10 +76,11 @@ class Imported:
 def import_openai(src: Path, out: Path, tokenizer_dir: Path | None = None, data: DataConfig = DataConfig()) -> Imported:
     """Read and check everything, then write OUT as a run: config.json, model.safetensors, tokenizer.json."""
     src, out = Path(src), Path(out)
-    _check_out(out)
+    _check_out(out, src)
     source = read_source_config(src / SOURCE_CONFIG)
     state = read_checkpoint(src / CHECKPOINT)
-    model = empty_model(source.model)  # takes the checkpoint's tensors as they are: no dense copy, no random init
+    model = empty_model(source.model, src / SOURCE_CONFIG)  # takes the checkpoint's tensors as they are: no dense
+    # copy, no random init
     tensors, notes = map_weights(state, source, {k: v.shape for k, v in model.state_dict().items()}, src / CHECKPOINT)
     tok = convert(Path(tokenizer_dir) if tokenizer_dir else src)
     if tok.get_vocab_size() > source.model.vocab_size:
@@ -144,8 +145,8 @@ def _expect(c: dict[str, Any], key: str, kind: type, path: Path, positive: bool 
     ok = isinstance(v, bool) if kind is bool else isinstance(v, (int, float) if kind is float else kind) and not isinstance(v, bool)
     if not ok:
         raise UserError(f"{path}: {key!r} must be {'a number' if kind is float else kind.__name__}, got {v!r}")
-    if positive and v <= 0:
-        raise UserError(f"{path}: {key!r} must be > 0, got {v!r}")
+    if positive and not 0 < v < 2**63:
+        raise UserError(f"{path}: {key!r} must be > 0 and fit in 64 bits, got {v!r}")
 
 
 def _model_config(c: dict[str, Any]) -> tuple[ModelConfig, list[str]]:
@@ -288,10 +289,13 @@ def _sparsity(model: GPT) -> SparsityConfig:
     return SparsityConfig(enabled=sum(nonzero[n] for n in blocks) < total / 2, l0=max(1, l0))
 
 
-def _check_out(out: Path) -> None:
-    """OUT must be new (or an empty folder)."""
+def _check_out(out: Path, src: Path) -> None:
+    """OUT must be new (or an empty folder), apart from SRC, and not under a regular file."""
+    if overlaps(out, src):
+        raise UserError(f"{out} overlaps the model folder {src}; choose a run directory outside it")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"{out} already exists and is not an empty folder; choose a new run directory")
+    check_destination(out, "OUT")
 
 
 def _write_run(out: Path, record: dict[str, Any], tensors: dict[str, torch.Tensor], tokenizer_json: str) -> None:

@@ -12,12 +12,14 @@ import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
+from tokenizers import Tokenizer
 
 from trainer.config import ModelConfig, RunConfig, from_dict, to_dict
 from trainer.errors import UserError
-from trainer.fileio import atomic_file, atomic_write_bytes, parse_json, read_json, read_text
+from trainer.fileio import atomic_file, atomic_write_bytes, parse_json, read_json, read_text, require_file
 from trainer.model import GPT
 from trainer.schema import CONFIG, METRICS, MODEL, SNAPSHOTS, STATE, TOKENIZER, read_metrics_line
+from trainer.tokenizer import load_tokenizer, tokenizer_sha256
 
 FORMAT_VERSION = 1
 META_PARAMS = 1 << 24  # models from about this many parameters are built on the meta device to be loaded
@@ -104,8 +106,7 @@ def _unpack_sparse(tensors: dict[str, torch.Tensor], path: Path) -> dict[str, to
 
 def load_tensors(path: Path) -> dict[str, torch.Tensor]:
     """Read a safetensors file (unpacking packed tensors), or raise a UserError naming it."""
-    if not path.is_file():
-        raise UserError(f"{path}: file not found")
+    require_file(path)
     try:
         tensors = load_file(path)
     except (SafetensorError, OSError, ValueError) as e:
@@ -123,12 +124,15 @@ def read_config(run_dir: Path) -> tuple[RunConfig, dict[str, Any]]:
     raw = read_json(run_dir / CONFIG)
     if not isinstance(raw, dict) or raw.get("format_version") != FORMAT_VERSION:
         raise UserError(f"{run_dir / CONFIG}: format_version must be {FORMAT_VERSION}; is this a circexport run?")
-    return from_dict(raw, str(run_dir / CONFIG)), raw.get("provenance", {})
+    provenance = raw.get("provenance", {})
+    if not isinstance(provenance, dict):
+        raise UserError(f"{run_dir / CONFIG}: field provenance: expected an object; restore the file")
+    return from_dict(raw, str(run_dir / CONFIG)), provenance
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
     """The rows of metrics.jsonl (empty when the file is absent, e.g. an imported run)."""
-    if not path.is_file():
+    if not path.exists():
         return []
     return [row for _, row in metrics_lines(path)]
 
@@ -146,12 +150,15 @@ def metrics_lines(path: Path) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
+def metrics_upto(path: Path, step: int) -> bytes:
+    """The lines of metrics.jsonl up to `step`, each checked (they keep their bytes)."""
+    return "".join(line + "\n" for line, row in metrics_lines(path) if row["step"] <= step).encode()
+
+
 def truncate_metrics(path: Path, step: int) -> None:
     """Drop the rows of metrics.jsonl past `step` (the other rows keep their bytes)."""
-    if not path.exists():
-        return
-    rows = [line for line, row in metrics_lines(path) if row["step"] <= step]
-    atomic_write_bytes(path, "".join(r + "\n" for r in rows).encode())
+    if path.exists():
+        atomic_write_bytes(path, metrics_upto(path, step))
 
 
 @dataclass
@@ -165,29 +172,42 @@ class Run:
 
 
 def load_model_weights(model: GPT, path: Path, assign: bool = False) -> None:
-    """Load model.safetensors into a model, naming any missing, extra or misshapen tensor; `assign` makes the loaded
-    tensors the model's own instead of copying them in (for a model built on the meta device)."""
+    """Load model.safetensors into a model, naming any missing, extra, misshapen or non-finite tensor; `assign` makes
+    the loaded tensors the model's own instead of copying them in (for a model built on the meta device)."""
     tensors = load_tensors(path)
-    expected = model.state_dict()
+    check_tensors(path, tensors, model.state_dict())
+    model.load_state_dict(tensors, assign=assign)
+
+
+def check_tensors(path: Path, tensors: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> None:
+    """A UserError naming the file and the tensor unless `tensors` has exactly the names, shapes and dtypes of
+    `expected` (what config.json implies) and only finite values."""
     for name in sorted(set(expected) | set(tensors)):
         if name not in tensors:
             raise UserError(f"{path}: tensor {name!r} is missing; the file does not match config.json")
         if name not in expected:
             raise UserError(f"{path}: unexpected tensor {name!r}; the file does not match config.json")
-        if tensors[name].shape != expected[name].shape:
-            raise UserError(
-                f"{path}: tensor {name!r} has shape {tuple(tensors[name].shape)}, config.json implies {tuple(expected[name].shape)}"
-            )
-    model.load_state_dict(tensors, assign=assign)
+        t, want = tensors[name], expected[name]
+        if t.shape != want.shape:
+            raise UserError(f"{path}: tensor {name!r} has shape {tuple(t.shape)}, config.json implies {tuple(want.shape)}")
+        if t.dtype != want.dtype:
+            raise UserError(f"{path}: tensor {name!r} is {t.dtype}, expected {want.dtype}; restore the file or retrain")
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise UserError(f"{path}: tensor {name!r} holds a value that is not finite; restore the file or retrain")
 
 
-def empty_model(cfg: ModelConfig) -> GPT:
+def empty_model(cfg: ModelConfig, source: Path | str) -> GPT:
     """A GPT of this shape to load weights into with assign=True: on the meta device when large (no memory, no random
-    initialisation), on CPU when small (the meta device's first use costs ~1.5 s, which dwarfs a small model's init)."""
-    if cfg.n_layer * 12 * cfg.d_model ** 2 + 2 * cfg.vocab_size * cfg.d_model < META_PARAMS:  # about its parameters
-        return GPT(cfg)
-    with torch.device("meta"):
-        return GPT(cfg)
+    initialisation), on CPU when small (the meta device's first use costs ~1.5 s, which dwarfs a small model's init);
+    a UserError naming source (the config it comes from) when its sizes are past what torch can hold."""
+    try:
+        if cfg.n_layer * 12 * cfg.d_model ** 2 + 2 * cfg.vocab_size * cfg.d_model < META_PARAMS:  # about its parameters
+            return GPT(cfg)
+        with torch.device("meta"):
+            return GPT(cfg)
+    except RuntimeError as e:  # a tensor's size overflows
+        raise UserError(f"{source}: the model's sizes (d_model {cfg.d_model}, n_layer {cfg.n_layer}, n_ctx {cfg.n_ctx}, "
+                        f"vocab_size {cfg.vocab_size}) are too large to build ({str(e).splitlines()[0][:80]})") from None
 
 
 def load_run(run_dir: Path | str) -> Run:
@@ -196,9 +216,23 @@ def load_run(run_dir: Path | str) -> Run:
     if not run_dir.is_dir():
         raise UserError(f"run directory {run_dir} does not exist")
     cfg, provenance = read_config(run_dir)
-    if not (run_dir / MODEL).is_file():
-        raise UserError(f"{run_dir / MODEL}: file not found; the run has not finished training (use circexport train --resume)")
-    model = empty_model(cfg.model)
+    require_file(run_dir / MODEL, "the run has not finished training (use circexport train --resume)")
+    model = empty_model(cfg.model, run_dir / CONFIG)
     load_model_weights(model, run_dir / MODEL, assign=True)
     model.eval()
     return Run(run_dir, cfg, provenance, model)
+
+
+def read_run_tokenizer(run_dir: Path, cfg: RunConfig, provenance: dict[str, Any]) -> Tokenizer:
+    """A run's tokenizer.json, checked to fit the model's vocabulary and to be the tokenizer the run was trained with
+    (the tokenizer_sha256 its config.json records, where it records one)."""
+    path = run_dir / TOKENIZER
+    tok = load_tokenizer(str(path))
+    if tok.get_vocab_size() > cfg.model.vocab_size:
+        raise UserError(f"{path}: {tok.get_vocab_size()} tokens, more than the model's vocab_size "
+                        f"{cfg.model.vocab_size}; this tokenizer does not belong to the run")
+    recorded = provenance.get("tokenizer_sha256")
+    if recorded is not None and tokenizer_sha256(tok) != recorded:
+        raise UserError(f"{path}: not the tokenizer the run was trained with (its sha256 differs from the "
+                        f"tokenizer_sha256 {str(recorded)[:12]}… in {run_dir / CONFIG}); restore the run's tokenizer.json")
+    return tok

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,6 +134,16 @@ def number(lo: float | None = None, hi: float | None = None) -> Spec:
     return spec
 
 
+def between(lo: float, hi: float) -> Spec:
+    """A finite number strictly between lo and hi."""
+    def spec(v: Any, f: str) -> float:
+        v = number()(v, f)
+        if not lo < v < hi:
+            raise Bad(f, f"{v} is out of range ({lo}, {hi:.4g}), ends excluded")
+        return v
+    return spec
+
+
 def boolean(v: Any, f: str) -> bool:
     """true or false."""
     if not isinstance(v, bool):
@@ -241,13 +252,14 @@ CHANCE_LOSS = math.log(2)  # a binary task's loss when both answers are equally 
 node = text(NODE_ID.pattern)
 loss = number(0)
 fraction = number(0, 1)
+target_loss = between(0, CHANCE_LOSS)  # at chance a circuit that knows nothing meets it
 
 CIRCUIT_FORMAT = 1
 CIRCUIT = record({
     "format_version": exactly(CIRCUIT_FORMAT),
     "model": record({"run": text(), "sha256": text(SHA256)}),
     "task": record({"name": text(), "description": text(), "target": text(), "alternative": text(),
-                    "target_loss": number(0, CHANCE_LOSS)}),
+                    "target_loss": target_loss}),
     "ablation": record({"kind": exactly("mean"), "tokens": integer(1), "tokens_used": Opt(integer(1)),
                         "mean_sem_max": Opt(number(0))}),
     "splits": record({"train_pairs": integer(1), "eval_pairs": integer(1), "test_pairs": integer(1)}),
@@ -266,7 +278,7 @@ CIRCUIT = record({
     "qk_pairs": items(record({"q": node, "k": node, "head": integer(0)})),
     "sweep": items(record({"k": integer(0), "loss": number()})),
     "prune": record({"seed": integer(0), "meets_target": boolean, "seconds": number(0),
-                     "target_loss": number(0, CHANCE_LOSS)}),
+                     "target_loss": target_loss}),
 })
 
 
@@ -274,6 +286,12 @@ def _circuit_references(rec: dict[str, Any], _: str) -> dict[str, Any]:
     """Cross-references of a circuit: node ids unique, every edge end a node, counts that match the lists."""
     ids = [n["id"] for n in rec["nodes"]]
     unique(ids, "nodes")
+    by_location = Counter(parse_node_id(i)[0] for i in ids)
+    stated = rec["counts"]["nodes_by_location"]
+    for loc in sorted(set(stated) | set(by_location)):
+        if stated.get(loc) != by_location.get(loc):
+            raise Bad(f"counts.nodes_by_location.{loc}", f"{stated.get(loc)}, but the file lists "
+                      f"{by_location.get(loc, 0)} nodes there")
     known = set(ids)
     ends = {"edges": ("src", "dst"), "unembed_edges": ("src",), "resid_links": ("src", "dst"), "qk_pairs": ("q", "k")}
     for key, names in ends.items():
@@ -298,7 +316,7 @@ def read_circuit_record(value: Any, path: Path | str) -> dict[str, Any]:
 
 
 TASK_TABLE_FORMAT = 2
-TASK_ROW = record({"loss": loss, "accuracy": fraction, "learned": boolean, "target_loss": number(0, CHANCE_LOSS)})
+TASK_ROW = record({"loss": loss, "accuracy": fraction, "learned": boolean, "target_loss": target_loss})
 TASK_TABLE = record({"format_version": exactly(TASK_TABLE_FORMAT), "model_sha256": text(SHA256),
                      "tasks": mapping(TASK_ROW)})
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 
 from trainer.errors import UserError
-from trainer.fileio import read_json
+from trainer.fileio import read_json, read_text, require_file
 from trainer.tokenizer import EOT, SPLIT_PATTERN
 
 VOCAB_BPE, ENCODER_JSON = "vocab.bpe", "encoder.json"
@@ -39,8 +39,7 @@ def read_data_gym(folder: Path) -> dict[bytes, int]:
     chars = {c: b for b, c in byte_chars().items()}
     bpe_path, enc_path = folder / VOCAB_BPE, folder / ENCODER_JSON
     for path in (bpe_path, enc_path):
-        if not path.is_file():
-            raise UserError(f"{path}: file not found; give --tokenizer a folder with {VOCAB_BPE} and {ENCODER_JSON}")
+        require_file(path, f"give --tokenizer a folder with {VOCAB_BPE} and {ENCODER_JSON}")
 
     def decode(text: str, where: str) -> bytes:
         try:
@@ -49,7 +48,7 @@ def read_data_gym(folder: Path) -> dict[bytes, int]:
             raise UserError(f"{where}: {e.args[0]!r} is not a data-gym byte character; is this a GPT-2 style {VOCAB_BPE}?") from None
 
     ranks = {bytes([b]): i for i, b in enumerate(byte_order())}
-    lines = bpe_path.read_text(encoding="utf-8").split("\n")[1:-1]  # line 1 is a version header
+    lines = read_text(bpe_path).split("\n")[1:-1]  # line 1 is a version header
     for n, line in enumerate(lines, 2):
         parts = line.split()
         if len(parts) != 2:

@@ -13,6 +13,8 @@ Names are defined and then used again (variables, functions, classes, attributes
 predicting a later token often means copying an earlier name. Names come from a vocabulary of common words, which
 a model can learn by heart; with `coined` > 0 that share of new variables, function nouns and class names is made
 up instead (`belrok_total`, `get_zuvan`, `TaskGlimora`): pronounceable nonsense that only copying predicts.
+With `repeat` > 0, that share of programs also copy-paste one of their top-level functions or classes under a new
+name (`load_items` -> `load_items_v2`), as real code does: a long stretch that copying predicts token for token.
 
 It is a grammar, not a set of templates: a program is a random walk over statement and expression
 productions. Every value has a kind (int, float, str, bool, list of int, list of str, dict of str to
@@ -25,8 +27,8 @@ to be plausible code, not to run.
 Determinism: document i of `documents(seed, coined)` is `program(random.Random(f"{seed}:{i}"), coined)` (a str seed is
 hashed with sha512, independent of PYTHONHASHSEED), and generation draws only rng.random/randrange/
 choice/shuffle on lists and tuples; it never iterates over a set or calls hash(). Output is ASCII, so
-len(text) equals its size in bytes. Bump GENERATOR_VERSION whenever the output for a seed changes (coined=0
-draws no extra random numbers: its output is version 2's).
+len(text) equals its size in bytes. Bump GENERATOR_VERSION whenever the output for a seed changes (coined=0 and
+repeat=0 draw no extra random numbers: their output is version 2's).
 
 Speed (measured with `text(0, 10_000_000)` on one core of a loaded 2-core development machine, Python
 3.11), GENERATOR_VERSION 2: about 1.8 MB/s, i.e. 10 MB of text in about 5.5 s (about 0.34 ms per
@@ -273,6 +275,7 @@ class Ctx:
     ret: str | None = None  # return kind of the enclosing def; None at module level
     current_class: str = ""  # the class whose methods are being generated
     coined: float = 0.0  # chance that a new name is made up (see coin) rather than taken from the vocabulary
+    repeat: float = 0.0  # chance that the program copy-pastes one of its top-level definitions (see repeat_definition)
 
 
 # ----------------------------------------------------------------------------- random helpers
@@ -3005,6 +3008,33 @@ def build(ctx: Ctx) -> None:
     fill(ctx)
 
 
+COPY_SUFFIXES = ("_v2", "2", "_copy", "_new", "_old", "_fast", "_safe")  # names of a copy-pasted definition
+
+
+def repeat_definition(ctx: Ctx) -> None:
+    """Copy one top-level def or class (with its decorators) to the end of the program under a new name."""
+    starts = [i for i, line in enumerate(ctx.lines) if line.startswith(("def ", "class "))]
+    if not starts or ctx.indent:
+        return
+    top = pick(ctx, starts)
+    start, end = top, top + 1
+    while start and ctx.lines[start - 1].startswith("@"):
+        start -= 1
+    while end < len(ctx.lines) and (not ctx.lines[end] or ctx.lines[end].startswith((" ", ")"))):
+        end += 1
+    block = ctx.lines[start:end]
+    while block[-1] == "":
+        block.pop()
+    keyword, rest = ctx.lines[top].split(" ", 1)
+    name = rest.split("(")[0].rstrip(":")
+    new = name + pick(ctx, COPY_SUFFIXES)
+    if any(new in line for line in ctx.lines):
+        return
+    copy = [f"{keyword} {new}{rest[len(name):]}" if i == top - start else line for i, line in enumerate(block)]
+    blank(ctx, 2)
+    ctx.lines.extend(copy)
+
+
 def header_lines(ctx: Ctx) -> list[str]:
     """Import lines for the names used, in a fixed order: `import x` first, then `from x import y`."""
     plain = sorted(IMPORTS[n][0] for n in ctx.imports if not IMPORTS[n][1])
@@ -3016,12 +3046,15 @@ def header_lines(ctx: Ctx) -> list[str]:
     return lines
 
 
-def program(rng: random.Random, coined: float = 0.0) -> str:
-    """One program, ending with a newline; coined: the share of new names made up."""
+def program(rng: random.Random, coined: float = 0.0, repeat: float = 0.0) -> str:
+    """One program, ending with a newline; coined: the share of new names made up; repeat: the chance that it
+    copy-pastes one of its definitions."""
     quote_style = rng.choice(("'", "'", "'", '"', '"', '"', '"', '"', ""))  # "": per literal
     target = 5 + rng.randrange(8) + rng.randrange(24)
-    ctx = Ctx(rng=rng, quote=quote_style, typed=rng.random() < 0.2, target=target, coined=coined)
+    ctx = Ctx(rng=rng, quote=quote_style, typed=rng.random() < 0.2, target=target, coined=coined, repeat=repeat)
     build(ctx)
+    if repeat and chance(ctx, repeat):
+        repeat_definition(ctx)
     head = header_lines(ctx)
     if chance(ctx, 0.04):
         topic = f"{pick(ctx, ('Small helpers', 'A tiny example', 'Utilities', 'Demo'))} for {pick(ctx, NAMES[STRS])}."
@@ -3031,18 +3064,18 @@ def program(rng: random.Random, coined: float = 0.0) -> str:
     return "\n".join(head + ctx.lines) + "\n"
 
 
-def documents(seed: int, coined: float = 0.0) -> Iterator[str]:
-    """An endless stream of programs; document i depends only on (seed, coined, i)."""
+def documents(seed: int, coined: float = 0.0, repeat: float = 0.0) -> Iterator[str]:
+    """An endless stream of programs; document i depends only on (seed, coined, repeat, i)."""
     i = 0
     while True:
-        yield program(random.Random(f"{seed}:{i}"), coined)
+        yield program(random.Random(f"{seed}:{i}"), coined, repeat)
         i += 1
 
 
-def text(seed: int, n_bytes: int, coined: float = 0.0) -> str:
+def text(seed: int, n_bytes: int, coined: float = 0.0, repeat: float = 0.0) -> str:
     """The first documents of a seed joined by one blank line, until at least n_bytes long."""
     parts, size = [], 0
-    for doc in documents(seed, coined):
+    for doc in documents(seed, coined, repeat):
         if size >= n_bytes:
             break
         size += len(doc) + bool(parts)

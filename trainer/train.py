@@ -27,8 +27,9 @@ from trainer.cputune import keep_freed_memory
 from trainer.errors import Interrupted, UserError
 from trainer.mixture import TrainingText, load_text
 from trainer.model import GPT
-from trainer.fileio import atomic_write_bytes, write_json
-from trainer.run import config_record, load_tensors, read_config, save_tensors, snapshot_name, truncate_metrics
+from trainer.fileio import atomic_write_bytes, check_destination, require_file, write_json
+from trainer.run import (check_tensors, config_record, load_tensors, read_config, read_run_tokenizer, save_tensors,
+                         snapshot_name, truncate_metrics)
 from trainer.schema import CHECKPOINT, CONFIG, METRICS, MODEL, SNAPSHOTS, STATE, TOKENIZER
 from trainer.tokenizer import load_tokenizer, tokenizer_sha256
 
@@ -69,13 +70,16 @@ def train(cfg: RunConfig, opts: TrainOptions, on_step: Callable[[int], None] | N
             keep_freed_memory()
         cfg = _check_out_dir(cfg, opts)
         _check_batch(cfg, ddp.world)
-        tok = load_tokenizer(str(opts.out / TOKENIZER) if opts.resume else cfg.data.tokenizer)  # resume: the run's own
+        if opts.resume:  # the run's own tokenizer.json, the one its config.json records
+            tok = read_run_tokenizer(opts.out, cfg, read_config(opts.out)[1])
+        else:
+            tok = load_tokenizer(cfg.data.tokenizer)
         if tok.get_vocab_size() != cfg.model.vocab_size:
             raise UserError(f"model.vocab_size = {cfg.model.vocab_size} but tokenizer {cfg.data.tokenizer!r} has {tok.get_vocab_size()} tokens")
         text = _training_text(cfg, tok, opts, ddp)
         record = text.record()
         torch.manual_seed(cfg.train.seed)
-        model = GPT(cfg.model).to(device)
+        model = _build_model(cfg, device)
         plan = sparsity.plan_sparsity(dict(model.named_parameters()), cfg.sparsity) if cfg.sparsity.enabled else None
         optimizer = make_optimizer(model, cfg, device)
         provenance = {
@@ -89,7 +93,7 @@ def train(cfg: RunConfig, opts: TrainOptions, on_step: Callable[[int], None] | N
         if ddp.main and not opts.resume:
             _start_run_dir(opts.out, cfg, provenance, tok.to_str())
         _barrier(ddp)
-        start = _load_checkpoint(opts.out, model, optimizer) if opts.resume else 0
+        start = _load_checkpoint(opts.out, model, optimizer, cfg.train.steps) if opts.resume else 0
         if ddp.main:
             truncate_metrics(opts.out / METRICS, start)  # a resumed run logs each step once
         _loop(cfg, opts, ddp, model, optimizer, plan, text, start, on_step)
@@ -162,6 +166,16 @@ def _loop(cfg, opts, ddp, model, optimizer, plan, text, start, on_step) -> None:
         _barrier(ddp)
         raise Interrupted(f"interrupted: checkpoint saved at step {done}; continue with "
                           f"`circexport train --resume --out {opts.out}`")
+
+
+def _build_model(cfg: RunConfig, device: torch.device) -> GPT:
+    """The initialised model on the device; a UserError naming its size fields when it does not fit in memory."""
+    try:
+        return GPT(cfg.model).to(device)
+    except (RuntimeError, MemoryError):  # torch's allocators raise RuntimeError (OutOfMemoryError on CUDA)
+        m = cfg.model
+        raise UserError(f"the model (model.d_model {m.d_model}, model.n_layer {m.n_layer}, model.vocab_size "
+                        f"{m.vocab_size}) does not fit in memory on {device}; choose a smaller model") from None
 
 
 def forward_backward(net, batch: torch.Tensor, ddp: Dist, micro: int, autocast) -> torch.Tensor:
@@ -250,11 +264,11 @@ def _check_out_dir(cfg: RunConfig, opts: TrainOptions) -> RunConfig:
                             "resume without --config/--set, or train into another --out")
         if (out / MODEL).is_file():
             raise UserError(f"{out} has finished training ({MODEL} exists); nothing to resume")
-        if not (out / STATE / CHECKPOINT).is_file():
-            raise UserError(f"--resume: {out / STATE / CHECKPOINT} not found; the run saved no checkpoint yet")
+        require_file(out / STATE / CHECKPOINT, "the run saved no checkpoint yet, so it cannot be resumed")
         return stored
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; choose a directory")
+    check_destination(out, "--out")
     if out.is_dir() and any(out.iterdir()):
         if (out / CONFIG).is_file():
             stored, _ = read_config(out)
@@ -308,20 +322,27 @@ def _save_checkpoint(out: Path, model: GPT, optimizer: torch.optim.Optimizer, st
     log.info("checkpoint at step %d", step)
 
 
-def _load_checkpoint(out: Path, model: GPT, optimizer: torch.optim.Optimizer) -> int:
-    """Restore weights and Adam moments from state/; returns the next step."""
+def _load_checkpoint(out: Path, model: GPT, optimizer: torch.optim.Optimizer, steps: int) -> int:
+    """Restore weights and Adam moments from state/, every tensor checked first (names, shapes, finite values) and
+    its step one the run has yet to finish; returns the next step."""
     path = out / STATE / CHECKPOINT
     tensors = load_tensors(path)
+    params = dict(model.named_parameters())
+    expected = {f"model.{k}": v for k, v in model.state_dict().items()} | {"train_step": torch.zeros(1, dtype=torch.long)}
+    for name, p in params.items():
+        expected |= {f"exp_avg.{name}": p, f"exp_avg_sq.{name}": p, f"step.{name}": torch.zeros(1)}
+    check_tensors(path, tensors, expected)
+    start = int(tensors["train_step"])
+    if not 0 < start < steps:
+        raise UserError(f"{path}: tensor 'train_step' is {start}, not a step of a run of {steps} steps; it cannot be "
+                        "resumed")
     device = next(model.parameters()).device
-    try:
-        model.load_state_dict({k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")})
-        for name, p in model.named_parameters():
-            state = {key: tensors[f"{key}.{name}"].to(device) for key in ("exp_avg", "exp_avg_sq", "step")}
-            state["step"] = state["step"].reshape(()).float()
-            optimizer.state[p] = state
-        return int(tensors["train_step"].item())
-    except (KeyError, RuntimeError) as e:
-        raise UserError(f"{path}: checkpoint does not match the run's config ({e}); it cannot be resumed") from None
+    model.load_state_dict({k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")})
+    for name, p in params.items():
+        state = {key: tensors[f"{key}.{name}"].to(device) for key in ("exp_avg", "exp_avg_sq", "step")}
+        state["step"] = state["step"].reshape(()).float()
+        optimizer.state[p] = state
+    return start
 
 
 

@@ -401,3 +401,22 @@ def test_generation_uses_only_its_own_rng():
         assert first(5, 3) == a
     finally:
         random.setstate(state)
+
+
+def test_repeats_copy_a_definition_under_a_new_name():
+    assert text(0, 20_000, repeat=0.0) == text(0, 20_000)  # no copies: version 2's text
+    docs = list(itertools.islice(documents(9, repeat=1.0), 200))
+    assert docs == list(itertools.islice(documents(9, repeat=1.0), 200))
+    copied = 0
+    for src in docs:
+        tree = ast.parse(src)
+        defs = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
+        for a, b in itertools.combinations(defs, 2):
+            if b.name.startswith(a.name) and b.name != a.name:
+                copied += 1
+                assert ast.dump(ast.Module(a.body, [])) == ast.dump(ast.Module(b.body, []))  # the same body
+                assert src.rstrip().endswith(ast.get_source_segment(src, b).rstrip())  # pasted at the end
+    assert copied >= 100  # most programs have a definition to copy
+    plain = sum(any(b.name.startswith(a.name) and b.name != a.name for a, b in itertools.combinations(
+        [n for n in ast.parse(src).body if isinstance(n, (ast.FunctionDef, ast.ClassDef))], 2)) for src in first(9, 200))
+    assert plain <= 10  # without repeats, (almost) no such pairs: the check can fail
