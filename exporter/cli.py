@@ -29,6 +29,10 @@ def _user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             error = click.ClickException("interrupted")
             error.exit_code = 130
             raise error from None
+        except OSError as e:  # a destination that turned read-only or full while writing: files are written
+            if e.filename is None:  # atomically, so what was there is kept
+                raise
+            raise click.ClickException(f"{e.filename}: {e.strerror}; free space or choose a writable destination") from None
 
     return wrapper
 

@@ -691,6 +691,13 @@ case("import-out-is-source", SOURCE, ("import-openai", "{root}/src", "{root}/src
 case("import-out-parent-file", SOURCE, ("import-openai", "{root}/src", "{root}/f/imported"), ("f",), blocker("f"))
 case("import-tokenizer-missing", SOURCE, IMPORT + ("--tokenizer", "{root}/nope"), ("nope",))
 
+# --- 5. read-only destinations: /sys refuses new files to everyone, root included (permission bits do not bind root)
+READ_ONLY = "/sys/circexport-test"
+case("train-out-read-only", NONE, TRAIN[:4] + (READ_ONLY,) + TRAIN[5:], ("--out", READ_ONLY, "cannot write in /sys"))
+case("snapshot-out-read-only", KEPT, SNAPSHOT[:-1] + (READ_ONLY,), ("--out", READ_ONLY, "cannot write in /sys"))
+case("import-out-read-only", SOURCE, ("import-openai", "{root}/src", READ_ONLY), ("OUT", READ_ONLY, "cannot write in /sys"))
+case("build-out-read-only", RUN, BUILD[:-1] + (READ_ONLY,), (READ_ONLY, "cannot write the site"))
+
 # --- 5. the other commands' options
 for name, argv, expect, b in (
     ("corpus-mb-nan", ("corpus", "stats", "--config", "tiny", "--mb", "nan"), ("--mb",), None),

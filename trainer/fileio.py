@@ -124,12 +124,19 @@ def overlaps(a: Path, b: Path) -> bool:
 
 
 def check_destination(path: Path, option: str) -> None:
-    """A UserError naming the option when a folder cannot be made at `path` because a regular file stands in the
-    way (the nearest existing path above it is a file), before anything is written."""
-    for above in path.absolute().parents:
+    """A UserError naming the option, before anything is written, when files cannot be written at `path`: a regular
+    file stands in the way, or the nearest existing folder (path itself when it is one) is not writable: read-only,
+    full, not permitted. A probe file is made and removed there (permission bits do not bind root)."""
+    for above in (path.absolute(), *path.absolute().parents):
         if above.exists():
             if not above.is_dir():
                 raise UserError(f"{option} {path}: {above} is a file, not a folder; choose another {option}")
+            try:
+                fd, probe = tempfile.mkstemp(dir=above, prefix=".circexport-probe-")
+            except OSError as e:
+                raise UserError(f"{option} {path}: cannot write in {above} ({e.strerror}); choose another {option}") from None
+            os.close(fd)
+            os.unlink(probe)
             return
 
 

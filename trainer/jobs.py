@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from trainer.circuit import check_circuit_fits, faithfulness_checks, read_circuit, write_circuit
 from trainer.errors import UserError
-from trainer.fileio import atomic_write_bytes, file_sha256, read_json, write_json
+from trainer.fileio import check_destination, file_sha256, read_json, write_json
 from trainer.means import ablation_record, means_for_run
 from trainer.prune import Evaluator, PruneConfig, Splits, prune_task
 from trainer.run import Run, load_run, read_run_tokenizer
@@ -82,6 +82,7 @@ def prune_run(run_dir: Path, names: list[str] | str, cfg: JobConfig) -> list[dic
     """Prune every named task the run has learned; write circuits/<task>.json; return one summary row per task."""
     run = load_run_on(run_dir, resolve_device(cfg.device))
     tasks = resolve_tasks(names)
+    check_destination(Path(run_dir), "RUN_DIR")  # its circuits, means and task table are written there
     read_run_tokenizer(run.path, run.cfg, run.provenance)  # checked, as the task table is, before any work
     table = _task_table_kept(run_dir)
     means = means_for_run(run, cfg.mean_tokens, quiet=cfg.quiet)  # computed once, before the jobs fan out

@@ -265,6 +265,7 @@ def _check_out_dir(cfg: RunConfig, opts: TrainOptions) -> RunConfig:
         if (out / MODEL).is_file():
             raise UserError(f"{out} has finished training ({MODEL} exists); nothing to resume")
         require_file(out / STATE / CHECKPOINT, "the run saved no checkpoint yet, so it cannot be resumed")
+        check_destination(out, "--out")
         return stored
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; choose a directory")
