@@ -24,16 +24,15 @@ from exporter.render import ASSETS, SiteWriter, template_dir
 from exporter.tables import TableConfig, sample_windows, task_sample
 from trainer.cputune import return_freed_memory
 from trainer.errors import UserError
-from trainer.fileio import exchange_paths, overlaps
+from trainer.fileio import exchange_paths, overlaps, read_json
 from trainer.mixture import load_text
+from trainer.schema import MANIFEST_FORMAT, SITE_MANIFEST, read_manifest
 
 try:
     import fcntl  # POSIX: one build at a time per output folder
 except ImportError:  # Windows: no lock
     fcntl = None
 
-MANIFEST = "manifest.json"
-MANIFEST_FORMAT = 1
 PAGES_FILE_LIMIT = 100 * 10**6  # bytes: GitHub refuses larger files (and Pages publishes from git)
 PAGES_SITE_LIMIT = 10**9  # bytes: the most a GitHub Pages site may publish
 LARGE_MODEL_BYTES = 256 * 10**6  # a build with a model this large (dense fp32) returns freed memory to the OS at once
@@ -161,9 +160,16 @@ def check_output(out: Path, runs: list[RunInput]) -> None:
                             "whole); choose an -o outside every run")
     if out.exists() and not out.is_dir():
         raise UserError(f"output {out} is a file, not a folder; choose another -o")
-    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
-        raise UserError(f"output {out} is a non-empty folder that is not a circexport site (no {MANIFEST}); "
-                        "choose a new or empty folder, since a build replaces the whole folder")
+    if out.is_dir() and any(out.iterdir()):
+        if not (out / SITE_MANIFEST).is_file():
+            raise UserError(f"output {out} is a non-empty folder that is not a circexport site (no {SITE_MANIFEST}); "
+                            "choose a new or empty folder, since a build replaces the whole folder")
+        listed = set(read_manifest(read_json(out / SITE_MANIFEST), out / SITE_MANIFEST)["files"]) | {SITE_MANIFEST}
+        extra = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if not p.is_dir()
+                       and p.relative_to(out).as_posix() not in listed)
+        if extra:
+            raise UserError(f"output {out} holds {len(extra)} file(s) the build did not write ({extra[0]}), which "
+                            "replacing the site would delete; move them out or choose another -o")
 
 
 @contextlib.contextmanager
@@ -211,7 +217,7 @@ def remove_stale(out: Path) -> None:
     """Clean what interrupted builds left next to `out` (the lock is held: no build is running): a previous site
     left aside by a build killed between two renames goes back to `out` if `out` is missing; the rest is deleted."""
     for old in sorted(out.parent.glob(f".{out.name}.old-*")):
-        if not out.exists() and (old / "site" / MANIFEST).is_file():
+        if not out.exists() and (old / "site" / SITE_MANIFEST).is_file():
             os.replace(old / "site", out)
         shutil.rmtree(old, ignore_errors=True)
     for tmp in out.parent.glob(f".{out.name}.building-*"):
@@ -248,4 +254,4 @@ def write_manifest(root: Path, runs: list[RunInput]) -> None:
                                                                for c in r.circuits}} for r in runs}
     record = {"format_version": MANIFEST_FORMAT, "generator": "circexport", "files": files, "inputs": inputs,
               "vendored": [f"{ASSETS}/vendor/"]}
-    (root / MANIFEST).write_text(json.dumps(record, sort_keys=True, indent=1) + "\n", encoding="utf-8")
+    (root / SITE_MANIFEST).write_text(json.dumps(record, sort_keys=True, indent=1) + "\n", encoding="utf-8")

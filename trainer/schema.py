@@ -336,6 +336,21 @@ def read_task_table(value: Any, path: Path | str) -> dict[str, Any]:
     return table
 
 
+SITE_MANIFEST = "manifest.json"  # at the root of a built site
+MANIFEST_FORMAT = 1
+MANIFEST = record({
+    "format_version": exactly(MANIFEST_FORMAT), "generator": exactly("circexport"),
+    "files": mapping(record({"bytes": integer(0), "sha256": text(SHA256)})),
+    "inputs": mapping(record({"model_sha256": text(SHA256), "circuits": mapping(text(SHA256))})),
+    "vendored": items(text()),
+})
+
+
+def read_manifest(value: Any, path: Path | str) -> dict[str, Any]:
+    """A site's manifest.json, checked whole: what a later build may replace (every file it lists)."""
+    return check(MANIFEST, value, path, "this folder is not a site circexport built; choose another -o")
+
+
 METRICS_LINE = record({"step": integer(0), "loss": number(), "lr": number(0), "seconds": number(0),
                        "tokens": integer(0), "l0": integer(0), "val_loss": Opt(number())})
 

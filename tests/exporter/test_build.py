@@ -465,3 +465,22 @@ def test_a_run_trained_on_another_corpus_builds_and_says_why_its_tables_differ(s
     warning = next(line for line in result.output.splitlines() if line.startswith("warning: "))
     assert f"{run}: its activation tables are sampled from this machine's corpus" in warning
     assert "(000000000000…, Python 3.9.0)" in warning and "build on that Python version for the same site" in warning
+
+
+def test_the_manifest_reads_back_and_guards_what_a_rebuild_would_delete(old_site, site_runs, tmp_path):
+    from trainer.schema import read_manifest
+
+    out, _ = old_site
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert read_manifest(manifest, out / "manifest.json") == manifest  # what the build writes reads back equal
+    (out / "tiny-a" / "notes.txt").write_text("mine")  # a file of the user's inside the site
+    before = folder_hash(out)
+    line = one_error_line(run_cli(site_runs["b"], "-o", out))
+    assert str(out) in line and "1 file(s) the build did not write (tiny-a/notes.txt)" in line
+    assert folder_hash(out) == before
+    other = tmp_path / "app"  # a folder with a manifest.json that is not ours (a web app's, say)
+    other.mkdir()
+    (other / "manifest.json").write_text('{"name": "my app", "icons": []}')
+    line = one_error_line(run_cli(site_runs["b"], "-o", other))
+    assert "manifest.json: field format_version: missing; this folder is not a site circexport built" in line
+    assert (other / "manifest.json").read_text() == '{"name": "my app", "icons": []}'

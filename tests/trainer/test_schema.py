@@ -13,7 +13,7 @@ import pytest
 from trainer.circuit import write_circuit
 from trainer.errors import UserError
 from trainer.fileio import read_json, rounded
-from trainer.schema import (CIRCUIT, FINAL_LOCATION, LAYER_LOCATIONS, METRICS_LINE, TASK_TABLE, bibtex_key, field_paths,
+from trainer.schema import (CIRCUIT, FINAL_LOCATION, LAYER_LOCATIONS, MANIFEST, METRICS_LINE, TASK_TABLE, bibtex_key, field_paths,
                             node_file, node_id, parse_node_id, read_circuit_record, read_metrics_line, read_task_table)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -161,6 +161,6 @@ def test_the_shipped_files_read_back_equal():
 def test_docs_describe_every_field_of_every_record():
     doc = (ROOT / "docs" / "formats.md").read_text()
     described = set(re.findall(r"^\| `([^`]+)` \|", doc, re.M))
-    for spec in (CIRCUIT, TASK_TABLE, METRICS_LINE):
+    for spec in (CIRCUIT, TASK_TABLE, METRICS_LINE, MANIFEST):
         missing = [p for p in field_paths(spec) if p not in described]
         assert not missing, f"docs/formats.md does not describe {missing}"
