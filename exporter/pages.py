@@ -19,7 +19,7 @@ from exporter.tables import (TaskSample, class_activations, context_ids, embeddi
 from trainer.circuit import control_threshold, faithfulness_checks
 from trainer.config import to_dict
 from trainer.fileio import significant
-from trainer.schema import bibtex_key, node_file, parse_node_id
+from trainer.schema import bibtex_key, node_file, node_place, parse_node_id
 
 
 @dataclass(frozen=True)
@@ -214,17 +214,13 @@ def circuit_onnx(onnx_set: ox.OnnxSet, run: RunInput, c: CircuitInput, answers: 
 
 def node_views(model: Any, c: CircuitInput) -> list[dict[str, Any]]:
     """The circuit's nodes with their position in the graph (layer, kind, head) and rank by mask score."""
-    d_head = model.cfg.d_head
     order = sorted(range(len(c.record["nodes"])), key=lambda j: (-c.record["nodes"][j]["tau"], j))
     rank = {j: r for r, j in enumerate(order)}
     out = []
     for j, n in enumerate(c.record["nodes"]):
-        loc, i = parse_node_id(n["id"])
-        layer, _, kind = loc.partition(".")
-        kind = kind if kind else loc
-        out.append({"id": n["id"], "loc": loc, "layer": int(layer) if layer.isdigit() else None, "kind": kind, "i": i,
-                    "head": i // d_head if kind in ("attn.q", "attn.k", "attn.v") else None,
-                    "tau": n["tau"], "mean": n["mean"], "ablation_delta": n["ablation_delta"], "rank": rank[j],
+        place = node_place(n["id"], model.cfg.d_head)
+        out.append({"id": n["id"], "loc": parse_node_id(n["id"])[0], "layer": place.layer, "kind": place.kind,
+                    "i": place.index, "head": place.head, "tau": n["tau"], "mean": n["mean"], "ablation_delta": n["ablation_delta"], "rank": rank[j],
                     "file": node_file(n["id"])})
     return out
 

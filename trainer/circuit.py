@@ -12,7 +12,7 @@ from trainer.errors import UserError
 from trainer.fileio import atomic_write_bytes, dump_json, read_json, rounded
 from trainer.masks import Kept
 from trainer.model import GPT
-from trainer.schema import (CHANCE_LOSS, CIRCUIT_FORMAT, FINAL_LOCATION, location, node_id, parse_node_id,
+from trainer.schema import (CHANCE_LOSS, CIRCUIT_FORMAT, FINAL_LOCATION, location, node_id, node_place, parse_node_id,
                             read_circuit_record)
 
 READS = ("attn.act_in", "mlp.act_in")
@@ -118,7 +118,7 @@ def qk_pairs(model: GPT, kept: Kept) -> list[dict[str, Any]]:
     for L in range(model.cfg.n_layer):
         q, k = location(L, "attn.q"), location(L, "attn.k")
         for c in (kept[q] & kept[k]).nonzero().flatten().tolist():
-            out.append({"q": node_id(q, c), "k": node_id(k, c), "head": c // model.cfg.d_head})
+            out.append({"q": node_id(q, c), "k": node_id(k, c), "head": node_place(node_id(q, c), model.cfg.d_head).head})
     return out
 
 

@@ -60,10 +60,23 @@ def parse_node_id(node: str) -> tuple[str, int]:
     return loc, int(index)
 
 
-def node_layer(node: str) -> int | None:
-    """The layer of a node (None for final_resid)."""
-    loc, _ = parse_node_id(node)
-    return None if loc == FINAL_LOCATION else int(loc.split(".")[0])
+@dataclass(frozen=True)
+class NodePlace:
+    """Where a node sits: its layer (None for final_resid), kind (`attn.v`, `final_resid`), channel and head."""
+
+    layer: int | None
+    kind: str
+    index: int
+    head: int | None  # q, k and v channels belong to a head of d_head channels; other nodes to none
+
+
+def node_place(node: str, d_head: int) -> NodePlace:
+    """The layer, kind, channel and head of a node id."""
+    loc, index = parse_node_id(node)
+    if loc == FINAL_LOCATION:
+        return NodePlace(None, loc, index, None)
+    layer, _, kind = loc.partition(".")
+    return NodePlace(int(layer), kind, index, index // d_head if kind in ("attn.q", "attn.k", "attn.v") else None)
 
 
 def node_file(node: str) -> str:

@@ -13,8 +13,8 @@ import pytest
 from trainer.circuit import write_circuit
 from trainer.errors import UserError
 from trainer.fileio import read_json, rounded
-from trainer.schema import (CIRCUIT, FINAL_LOCATION, LAYER_LOCATIONS, MANIFEST, METRICS_LINE, TASK_TABLE, bibtex_key, field_paths,
-                            node_file, node_id, parse_node_id, read_circuit_record, read_metrics_line, read_task_table)
+from trainer.schema import (CIRCUIT, FINAL_LOCATION, LAYER_LOCATIONS, MANIFEST, METRICS_LINE, TASK_TABLE, NodePlace,
+                            bibtex_key, field_paths, node_file, node_id, node_place, parse_node_id, read_circuit_record, read_metrics_line, read_task_table)
 
 ROOT = Path(__file__).resolve().parents[2]
 SHA = "ab" * 32
@@ -23,6 +23,8 @@ SHA = "ab" * 32
 def test_node_ids_round_trip_and_malformed_ones_are_refused():
     for loc in [f"3.{name}" for name in LAYER_LOCATIONS] + [FINAL_LOCATION]:
         assert parse_node_id(node_id(loc, 17)) == (loc, 17)
+    assert node_place("3.attn.v:17", 16) == NodePlace(3, "attn.v", 17, 1) and node_place("final_resid:5", 16).layer is None
+    assert node_place("0.mlp.post_act:40", 16).head is None
     assert node_file("3.attn.v:17") == "3.attn.v.17" and bibtex_key("demo", "else_elif", "3.attn.v:17") == "cx:demo:else_elif:3-attn-v-17"
     for bad in ("3.attn.v", "3.attn.v:", "3.attn.v:01", "03.attn.v:1", "3.attn.x:1", "final_resid:-1", "a:0",
                 " 3.attn.v:1", "3.attn.v:1 ", "final_resid.0:1", 17, None):
