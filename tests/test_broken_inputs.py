@@ -650,6 +650,16 @@ for name, argv, expect, b in (
     case(f"snapshot-{name}", KEPT, argv, expect, b)
 
 # --- 6. import-openai: their checkpoint, config and tokenizer files, and the output path
+def nan_checkpoint(rel: str) -> Break:
+    """Put a NaN into the first floating tensor of a PyTorch checkpoint."""
+    def apply(root: Path) -> None:
+        state = torch.load(root / rel, weights_only=True)
+        name = next(k for k, v in state.items() if v.is_floating_point())
+        state[name] = state[name].clone().view(-1).index_fill(0, torch.tensor([0]), math.nan).view_as(state[name])
+        torch.save(state, root / rel)
+    return apply
+
+
 BEEG = "src/beeg_config.json"
 for name, b, expect in (
     ("checkpoint-truncated", truncate("src/final_model.pt"), ("final_model.pt",)),
@@ -657,6 +667,7 @@ for name, b, expect in (
     ("checkpoint-random", random_bytes("src/final_model.pt"), ("final_model.pt",)),
     ("checkpoint-folder", folder("src/final_model.pt"), ("final_model.pt",)),
     ("checkpoint-absent", remove("src/final_model.pt"), ("final_model.pt",)),
+    ("checkpoint-nan", nan_checkpoint("src/final_model.pt"), ("final_model.pt", "not finite")),
     ("config-not-json", write(BEEG, b"{"), ("beeg_config.json", "not valid JSON")),
     ("config-not-utf8", write(BEEG, b'{"n_layer": "\xff"}'), ("beeg_config.json", "UTF-8")),
     ("config-list", write(BEEG, b"[]"), ("beeg_config.json",)),

@@ -26,7 +26,7 @@ from trainer.config import DataConfig, ModelConfig, RunConfig, SparsityConfig, f
 from trainer.errors import UserError
 from trainer.fileio import atomic_write_bytes, check_destination, file_sha256, overlaps, read_json, write_json
 from trainer.model import GPT
-from trainer.run import config_record, empty_model, save_tensors
+from trainer.run import check_tensors, config_record, empty_model, save_tensors
 from trainer.schema import CONFIG, MODEL, TOKENIZER
 from trainer.tiktoken_convert import convert
 from trainer.tokenizer import tokenizer_sha256
@@ -86,7 +86,10 @@ def import_openai(src: Path, out: Path, tokenizer_dir: Path | None = None, data:
     if tok.get_vocab_size() > source.model.vocab_size:
         raise UserError(f"the tokenizer has {tok.get_vocab_size()} tokens, more than vocab_size {source.model.vocab_size} "
                         f"in {src / SOURCE_CONFIG}; give --tokenizer the model's own vocab.bpe and encoder.json")
-    model.load_state_dict(tensors, assign=True)  # names and shapes were checked by map_weights
+    expected = model.state_dict()
+    tensors = {k: v.to(expected[k].dtype) if v.is_floating_point() and k in expected else v for k, v in tensors.items()}
+    check_tensors(src / CHECKPOINT, tensors, expected)  # names, shapes, dtypes (bf16 checkpoints read as fp32), finite
+    model.load_state_dict(tensors, assign=True)
     name = src.resolve().name or out.name
     data = replace(data, tokenizer=str(source.raw.get("tokenizer_name", DEFAULTS["tokenizer_name"])))  # its name only
     cfg = RunConfig(name=name, model=source.model, sparsity=_sparsity(model), data=data)
