@@ -53,7 +53,7 @@ def main(verbose: bool) -> None:
 
 
 @main.command()
-@click.option("--config", "config", help="Shipped config name (tiny, demo, demo-dense, paper-1x) or a TOML file.")
+@click.option("--config", "config", help="Shipped config name (tiny, demo, demo-dense, demo-dense-topk, frontier, paper-1x) or a TOML file.")
 @click.option("-o", "--out", type=click.Path(path_type=Path), help="Run directory (default runs/<config name>).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value, e.g. train.steps=100.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")

@@ -7,11 +7,13 @@ from trainer.errors import UserError
 
 
 def test_shipped_configs_load():
-    assert shipped_configs() == ["demo", "demo-dense", "frontier", "paper-1x", "tiny"]
+    assert shipped_configs() == ["demo", "demo-dense", "demo-dense-topk", "frontier", "paper-1x", "tiny"]
     demo = load_config("demo")
     assert (demo.name, demo.model.n_layer, demo.model.d_model, demo.sparsity.enabled) == ("demo", 4, 128, True)
     dense = load_config("demo-dense")
     assert not dense.sparsity.enabled and dense.model.afrac == 1.0
+    topk = load_config("demo-dense-topk")  # dense weights, the demo's AbsTopK: only the weight sparsity differs
+    assert not topk.sparsity.enabled and topk.model == demo.model and topk.data == demo.data
     assert load_config("frontier", ["model.d_model=96"]).model.d_model == 96
     paper = load_config("paper-1x")
     assert (paper.model.n_layer, paper.model.d_model, paper.model.n_head) == (8, 256, 16)
@@ -53,7 +55,7 @@ def test_bad_values_name_the_field(overrides, message):
 
 
 def test_unknown_config_name_and_missing_or_corrupt_file(tmp_path):
-    with pytest.raises(UserError, match="unknown config 'huge': give a .toml path or one of demo, demo-dense"):
+    with pytest.raises(UserError, match="unknown config 'huge': give a .toml path or one of demo, demo-dense, demo-dense-topk"):
         load_config("huge")
     with pytest.raises(UserError, match="config file .*nope.toml does not exist"):
         load_config(str(tmp_path / "nope.toml"))
