@@ -2,7 +2,7 @@
 nodes, edges, test loss, seconds, and how much the two circuits share (Jaccard over node ids).
 
 Usage: python bench/prune_budget.py RUN [--tasks a,b] [--scale 4] [--target-loss 0.15]
-The larger budget multiplies the mask-training steps and pairs per step by --scale. Tasks the run has not learned
+The larger budget multiplies the mask-training steps by --scale. Tasks the run has not learned
 at the target are skipped. A budget converges when the larger one changes the circuit little (the issue's bar:
 under 10 % of nodes).
 """
@@ -36,7 +36,7 @@ def main() -> None:
     jobs = JobConfig()
     means = means_for_run(run, jobs.mean_tokens)
     base = PruneConfig(target_loss=args.target_loss)
-    big = replace(base, steps=base.steps * args.scale, batch_pairs=base.batch_pairs * args.scale)
+    big = replace(base, steps=base.steps * args.scale)
     names = list(TASKS) if args.tasks == "all" else args.tasks.split(",")
     print(f"{'task':<26}{'nodes':>7}{'x' + str(args.scale):>7}{'edges':>7}{'x' + str(args.scale):>7}"
           f"{'loss':>8}{'x' + str(args.scale):>8}{'s':>7}{'x' + str(args.scale):>7}{'shared':>8}")
