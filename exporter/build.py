@@ -165,8 +165,8 @@ def check_output(out: Path, runs: list[RunInput]) -> None:
             raise UserError(f"output {out} is a non-empty folder that is not a circexport site (no {SITE_MANIFEST}); "
                             "choose a new or empty folder, since a build replaces the whole folder")
         listed = set(read_manifest(read_json(out / SITE_MANIFEST), out / SITE_MANIFEST)["files"]) | {SITE_MANIFEST}
-        extra = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if not p.is_dir()
-                       and p.relative_to(out).as_posix() not in listed)
+        files = (p.relative_to(out).as_posix() for p in out.rglob("*") if not p.is_dir())
+        extra = sorted(f for f in files if f not in listed)
         if extra:
             raise UserError(f"output {out} holds {len(extra)} file(s) the build did not write ({extra[0]}), which "
                             "replacing the site would delete; move them out or choose another -o")

@@ -9,14 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
 from tokenizers import Tokenizer
 
 from trainer.circuit import check_circuit_fits, read_circuit
 from trainer.errors import UserError
 from trainer.fileio import file_sha256, read_json
 from trainer.masks import Kept, kept_from_ids
-from trainer.means import read_means
+from trainer.means import means_metadata, read_means
 from trainer.run import Run, load_run, read_metrics, read_run_tokenizer
 from trainer.schema import CIRCUITS, MEANS, METRICS, MODEL, TASKS_FILE, read_task_table
 
@@ -136,9 +135,7 @@ def read_circuits(run: Run, model_sha: str) -> list[CircuitInput]:
 def check_means(run: Run, model_sha: str, circuits: list[CircuitInput]) -> dict[str, torch.Tensor]:
     """means.safetensors, checked to be of this model and of the token count the circuits were pruned with."""
     path = run.path / MEANS
-    means = read_means(path, run.model, model_sha)
-    with safe_open(path, "pt") as f:
-        tokens = (f.metadata() or {})["tokens"]
+    means, tokens = read_means(path, run.model, model_sha), means_metadata(path)["tokens"]
     for c in circuits:
         if str(c.record["ablation"]["tokens"]) != tokens:
             raise UserError(f"{c.path}: pruned with means over {c.record['ablation']['tokens']} tokens, but {path} "

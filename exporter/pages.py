@@ -219,8 +219,9 @@ def node_views(model: Any, c: CircuitInput) -> list[dict[str, Any]]:
     out = []
     for j, n in enumerate(c.record["nodes"]):
         place = node_place(n["id"], model.cfg.d_head)
-        out.append({"id": n["id"], "loc": parse_node_id(n["id"])[0], "layer": place.layer, "kind": place.kind,
-                    "i": place.index, "head": place.head, "tau": n["tau"], "mean": n["mean"], "ablation_delta": n["ablation_delta"], "rank": rank[j],
+        out.append({"id": n["id"], "loc": place.location, "layer": place.layer, "kind": place.kind, "i": place.index,
+                    "head": place.head, "tau": n["tau"], "mean": n["mean"], "ablation_delta": n["ablation_delta"],
+                    "rank": rank[j],
                     "file": node_file(n["id"])})
     return out
 
@@ -233,10 +234,9 @@ def graph_data(run: RunInput, c: CircuitInput, nodes: list[dict[str, Any]], answ
     """The circuit shard: nodes, weighted edges, residual links, unembedding edges, q-k pairs, sweep, metrics."""
     rec, cfg = c.record, run.run.cfg.model
     index = {n["id"]: j for j, n in enumerate(nodes)}
-    edges = [[index[e["src"]], index[e["dst"]], significant(e["weight"])] for e in rec["edges"]
-             if e["src"] in index and e["dst"] in index]
-    links = [[index[e["src"]], index[e["dst"]]] for e in rec["resid_links"] if e["src"] in index and e["dst"] in index]
-    unembed_raw = [e for e in rec["unembed_edges"] if e["src"] in index]
+    edges = [[index[e["src"]], index[e["dst"]], significant(e["weight"])] for e in rec["edges"]]  # ends: checked nodes
+    links = [[index[e["src"]], index[e["dst"]]] for e in rec["resid_links"]]
+    unembed_raw = rec["unembed_edges"]
     mass: dict[int, float] = {}
     for e in unembed_raw:
         mass[e["token"]] = mass.get(e["token"], 0.0) + abs(e["weight"])
@@ -245,7 +245,7 @@ def graph_data(run: RunInput, c: CircuitInput, nodes: list[dict[str, Any]], answ
     role = {a: r for a, r in zip(answers, ("target", "alternative")) if a is not None}
     slot = {t: k for k, t in enumerate(tokens)}
     unembed = [[index[e["src"]], slot[e["token"]], significant(e["weight"])] for e in unembed_raw if e["token"] in slot]
-    qk = [[index[p["q"]], index[p["k"]], p["head"]] for p in rec["qk_pairs"] if p["q"] in index and p["k"] in index]
+    qk = [[index[p["q"]], index[p["k"]], p["head"]] for p in rec["qk_pairs"]]
     keys = ("id", "loc", "layer", "kind", "i", "head", "tau", "mean", "ablation_delta", "rank", "file")
     return {"model": run.slug, "circuit": c.slug, "task": rec["task"], "n_layer": cfg.n_layer, "d_head": cfg.d_head,
             "answers": [{"token": t, "text": strings[t], "role": role.get(t, "answer")} for t in tokens],

@@ -142,7 +142,7 @@ def read_circuit(path: Path, model_sha: str) -> dict[str, Any]:
     of its model.safetensors)."""
     record = read_circuit_record(read_json(path), path)
     if record["model"]["sha256"] != model_sha:
-        raise UserError(f"{path}: pruned from a different model (sha256 {str(record['model'].get('sha256'))[:12]}…, "
+        raise UserError(f"{path}: pruned from a different model (sha256 {record['model']['sha256'][:12]}…, "
                         f"the run's model.safetensors is {model_sha[:12]}…); re-run circexport prune")
     return record
 

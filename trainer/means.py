@@ -108,7 +108,8 @@ def means_for_run(run: Run, n_tokens: int, cache_dir: Path | None = None, quiet:
     path = run.path / MEANS
     model_sha = file_sha256(run.path / MODEL)
     device = model_device(run.model)
-    if (_meta(path).get("model_sha256"), _meta(path).get("tokens")) == (model_sha, str(n_tokens)):
+    meta = means_metadata(path)
+    if (meta.get("model_sha256"), meta.get("tokens")) == (model_sha, str(n_tokens)):
         try:
             return {loc: m.to(device) for loc, m in read_means(path, run.model, model_sha).items()}
         except UserError as e:
@@ -128,7 +129,7 @@ def read_means(path: Path, model: GPT, model_sha: str) -> dict[str, torch.Tensor
     width there, and readable metadata; a UserError naming the file and the location otherwise."""
     fix = "delete it and re-run circexport prune to compute it again"
     require_file(path, "the circuits need the mean activations they were pruned with (re-run circexport prune)")
-    means, meta = load_tensors(path), _meta(path)
+    means, meta = load_tensors(path), means_metadata(path)
     if meta.get("model_sha256") != model_sha:
         raise UserError(f"{path}: computed for a different model.safetensors; {fix}")
     if not (meta.get("tokens") or "").isdigit():
@@ -148,7 +149,7 @@ def ablation_record(run: Run, n_tokens: int) -> dict[str, Any]:
     """A circuit file's "ablation" object: mean ablation over n_tokens asked for, the tokens the means file actually
     averaged, and mean_sem_max, the largest standard error of a node's mean (MeanStats); None for a means file
     written before these were recorded."""
-    meta = _meta(run.path / MEANS)
+    meta = means_metadata(run.path / MEANS)
     used, sem = meta.get("tokens_used", ""), meta.get("mean_sem_max", "")
     return {"kind": "mean", "tokens": n_tokens, "tokens_used": int(used) if used.isdigit() else None,
             "mean_sem_max": float(sem) if _is_number(sem) else None}
@@ -162,7 +163,7 @@ def _is_number(text: str) -> bool:
         return False
 
 
-def _meta(path: Path) -> dict[str, str]:
+def means_metadata(path: Path) -> dict[str, str]:
     """The metadata of a means file: its provenance and error bar (empty when unreadable)."""
     try:
         with safe_open(path, "pt") as f:

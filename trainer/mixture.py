@@ -80,9 +80,9 @@ class TrainingText:
             sample = self.sample().encode("utf-8")
             parts["tinypython"] = {"version": tinypython.GENERATOR_VERSION, "seed": self.cfg.tinypython_seed,
                                    "share": self.cfg.tinypython, "sample_sha256": hashlib.sha256(sample).hexdigest()}
-            for key in ("coined", "repeat"):  # recorded only when used: runs without them keep their sha256
-                if getattr(self.cfg, f"tinypython_{key}"):
-                    parts["tinypython"][key] = getattr(self.cfg, f"tinypython_{key}")
+            for key, share in zip(("coined", "repeat"), self.variety):  # recorded only when used: runs without
+                if share:  # them keep their sha256
+                    parts["tinypython"][key] = share
         if set(parts) == {"stdlib"}:
             sha = self.corpus.sha256
         else:

@@ -69,6 +69,11 @@ class NodePlace:
     index: int
     head: int | None  # q, k and v channels belong to a head of d_head channels; other nodes to none
 
+    @property
+    def location(self) -> str:
+        """The node's location: `3.attn.v`, `final_resid`."""
+        return self.kind if self.layer is None else location(self.layer, self.kind)
+
 
 def node_place(node: str, d_head: int) -> NodePlace:
     """The layer, kind, channel and head of a node id."""
@@ -149,8 +154,10 @@ def number(lo: float | None = None, hi: float | None = None) -> Spec:
 
 def between(lo: float, hi: float) -> Spec:
     """A finite number strictly between lo and hi."""
+    finite = number()
+
     def spec(v: Any, f: str) -> float:
-        v = number()(v, f)
+        v = finite(v, f)
         if not lo < v < hi:
             raise Bad(f, f"{v} is out of range ({lo}, {hi:.4g}), ends excluded")
         return v
@@ -162,11 +169,6 @@ def boolean(v: Any, f: str) -> bool:
     if not isinstance(v, bool):
         raise Bad(f, f"expected true or false, found {_kind(v)}")
     return v
-
-
-def nullable(inner: Spec) -> Spec:
-    """null, or a value of inner."""
-    return lambda v, f: None if v is None else inner(v, f)
 
 
 def exactly(value: Any) -> Spec:
@@ -188,12 +190,12 @@ def items(inner: Spec) -> Spec:
     return spec
 
 
-def mapping(inner: Spec, key: Spec = text()) -> Spec:
-    """An object of any keys (each checked by key) whose values are of inner."""
+def mapping(inner: Spec) -> Spec:
+    """An object of any keys (JSON keys are strings) whose values are of inner."""
     def spec(v: Any, f: str) -> dict:
         if not isinstance(v, dict):
             raise Bad(f, f"expected an object, found {_kind(v)}")
-        return {key(k, f): inner(x, f"{f}.{k}" if f else k) for k, x in v.items()}
+        return {k: inner(x, f"{f}.{k}" if f else k) for k, x in v.items()}
     spec.values = inner  # type: ignore[attr-defined]  # for field_paths
     return spec
 
@@ -319,12 +321,18 @@ def _circuit_references(rec: dict[str, Any], _: str) -> dict[str, Any]:
     return rec
 
 
+def check_version(value: Any, path: Path | str, version: int, what: str, fix: str) -> None:
+    """A UserError naming the file unless its JSON is an object of this format_version (checked before its fields:
+    another version's fields mean other things)."""
+    found = value.get("format_version") if isinstance(value, dict) else None
+    if found != version:
+        raise UserError(f"{path}: not {what} of format_version {version} (found {found!r}); {fix}")
+
+
 def read_circuit_record(value: Any, path: Path | str) -> dict[str, Any]:
     """A circuit file's JSON, checked whole (fields, types, ranges, cross-references); optional fields read None."""
     fix = "re-run circexport prune to write it again"
-    version = value.get("format_version") if isinstance(value, dict) else None
-    if version != CIRCUIT_FORMAT:
-        raise UserError(f"{path}: not a circuit file of format_version {CIRCUIT_FORMAT} (found {version!r}); {fix}")
+    check_version(value, path, CIRCUIT_FORMAT, "a circuit file", fix)
     return check(lambda v, f: _circuit_references(CIRCUIT(v, f), f), value, path, fix)
 
 
@@ -338,9 +346,7 @@ def read_task_table(value: Any, path: Path | str) -> dict[str, Any]:
     """tasks.json checked whole: per task, the unpruned model's loss and accuracy, and whether it is learned, i.e.
     its loss is at most the row's target_loss."""
     fix = "re-run circexport prune RUN to write it again"
-    version = value.get("format_version") if isinstance(value, dict) else None
-    if version != TASK_TABLE_FORMAT:
-        raise UserError(f"{path}: not a task table of format_version {TASK_TABLE_FORMAT} (found {version!r}); {fix}")
+    check_version(value, path, TASK_TABLE_FORMAT, "a task table", fix)
     table = check(TASK_TABLE, value, path, fix)
     for name, row in table["tasks"].items():
         if row["learned"] != (row["loss"] <= row["target_loss"]):

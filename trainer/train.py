@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -68,10 +69,10 @@ def train(cfg: RunConfig, opts: TrainOptions, on_step: Callable[[int], None] | N
         device = _device(opts.device, ddp)
         if device.type == "cpu":
             keep_freed_memory()
-        cfg = _check_out_dir(cfg, opts)
+        cfg, stored = _check_out_dir(cfg, opts)  # stored: the resumed run's provenance (None for a new run)
         _check_batch(cfg, ddp.world)
-        if opts.resume:  # the run's own tokenizer.json, the one its config.json records
-            tok = read_run_tokenizer(opts.out, cfg, read_config(opts.out)[1])
+        if stored is not None:  # the run's own tokenizer.json, checked against the sha256 its config.json records
+            tok = read_run_tokenizer(opts.out, cfg, stored)
         else:
             tok = load_tokenizer(cfg.data.tokenizer)
         if tok.get_vocab_size() != cfg.model.vocab_size:
@@ -88,8 +89,8 @@ def train(cfg: RunConfig, opts: TrainOptions, on_step: Callable[[int], None] | N
         }
         if set(record["components"]) != {"stdlib"}:
             provenance["corpus"] = record["components"]  # the mixture's parts: fingerprints and shares
-        if opts.resume:
-            _check_same_text(opts.out, provenance)
+        if stored is not None:
+            _check_same_corpus(opts.out, stored, provenance)
         if ddp.main and not opts.resume:
             _start_run_dir(opts.out, cfg, provenance, tok.to_str())
         _barrier(ddp)
@@ -251,13 +252,13 @@ def _autocast(mode: str, device: torch.device):
     return torch.autocast(device.type, dtype=torch.bfloat16) if on else nullcontext()
 
 
-def _check_out_dir(cfg: RunConfig, opts: TrainOptions) -> RunConfig:
-    """Validate --out before anything is written; with --resume, return the stored config."""
+def _check_out_dir(cfg: RunConfig, opts: TrainOptions) -> tuple[RunConfig, dict[str, Any] | None]:
+    """Validate --out before anything is written; with --resume, return the stored config and provenance."""
     out = opts.out
     if opts.resume:
         if not (out / CONFIG).is_file():
             raise UserError(f"--resume: {out} holds no run ({CONFIG} missing); start it without --resume")
-        stored, _ = read_config(out)
+        stored, provenance = read_config(out)
         if stored != cfg:
             diff = _first_difference(to_dict(stored), to_dict(cfg))
             raise UserError(f"--resume: the config differs from the one stored in {out / CONFIG} at {diff}; "
@@ -266,7 +267,7 @@ def _check_out_dir(cfg: RunConfig, opts: TrainOptions) -> RunConfig:
             raise UserError(f"{out} has finished training ({MODEL} exists); nothing to resume")
         require_file(out / STATE / CHECKPOINT, "the run saved no checkpoint yet, so it cannot be resumed")
         check_destination(out, "--out")
-        return stored
+        return stored, provenance
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; choose a directory")
     check_destination(out, "--out")
@@ -277,19 +278,18 @@ def _check_out_dir(cfg: RunConfig, opts: TrainOptions) -> RunConfig:
                 raise UserError(f"--out {out} already holds this run; add --resume to continue it, or choose another --out")
             raise UserError(f"--out {out} already holds a different run ({stored.name!r}); choose another --out")
         raise UserError(f"--out {out} is not empty and is not a run; choose another --out")
-    return cfg
+    return cfg, None
 
 
-def _check_same_text(out: Path, provenance: dict) -> None:
-    """A resumed run must read the text it started on: the same corpus (the stdlib differs between Python versions)
-    and the same tokenizer, or its batches would silently change."""
-    _, stored = read_config(out)
-    for key, what in (("corpus_sha256", "corpus"), ("tokenizer_sha256", "tokenizer")):
-        if stored.get(key) not in (None, provenance[key]):
-            raise UserError(f"--resume: {out / CONFIG} records the {what} sha256 {str(stored[key])[:12]}… (Python "
-                            f"{stored.get('python', '?')}), this machine reads {provenance[key][:12]}… (Python "
-                            f"{provenance['python']}): the run would go on with other text; resume it where its "
-                            f"{what} is the same")
+def _check_same_corpus(out: Path, stored: dict[str, Any], provenance: dict[str, Any]) -> None:
+    """A resumed run must read the corpus it started on (the stdlib differs between Python versions), or its batches
+    would silently change; its tokenizer was checked when it was read (read_run_tokenizer)."""
+    recorded = stored.get("corpus_sha256")
+    if recorded not in (None, provenance["corpus_sha256"]):
+        raise UserError(f"--resume: {out / CONFIG} records the corpus sha256 {str(recorded)[:12]}… (Python "
+                        f"{stored.get('python', '?')}), this machine reads {provenance['corpus_sha256'][:12]}… (Python "
+                        f"{provenance['python']}): the run would go on with other text; resume it where its "
+                        "corpus is the same")
 
 
 def _first_difference(a: dict, b: dict, prefix: str = "") -> str:
