@@ -63,13 +63,13 @@ def planted():
     return model, means, splits
 
 
-FAST = PruneConfig(steps=150, batch_pairs=16, lrs=(1e-2,), k_coefs=(1e-3,), random_draws=20)
+DEFAULTS = PruneConfig()  # the recipe as shipped: the planted circuit is found with the defaults
 
 
 @pytest.fixture(scope="module")
 def record(planted):
     model, means, splits = planted
-    return prune_task(model, means, splits, FAST)
+    return prune_task(model, means, splits, DEFAULTS)
 
 
 def test_recovers_exactly_the_planted_set(record):
@@ -256,7 +256,7 @@ def test_bias_refit_verdict_fails_a_circuit_that_is_necessary_only_through_a_bia
     splits = Splits(planted_batch(64), planted_batch(32), planted_batch(32))
     test = Evaluator(model, means, splits.test)
     kept = kept_from_ids(model, ["final_resid:15"])
-    m = faithfulness(model, means, kept, splits, test, FAST)
+    m = faithfulness(model, means, kept, splits, test, DEFAULTS)
     checks = faithfulness_checks(m, 0.15)
     assert m["loss_full"] <= 0.15 and m["loss_inverse"] > 1.0 and checks["necessary"]
     assert m["loss_inverse_refit"] <= 0.15 and not checks["necessary_refit"]

@@ -20,10 +20,10 @@ from trainer.tinypython import GENERATOR_VERSION, documents, program, text
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "trainer" / "tinypython.py"
-# sha256 of text(0, 20_000) for GENERATOR_VERSION 2. If this test fails, the output for a seed changed:
+# sha256 of text(0, 20_000) for GENERATOR_VERSION 3. If this test fails, the output for a seed changed:
 # bump GENERATOR_VERSION and update both constants.
-PINNED_VERSION = 2
-PINNED_SHA256 = "8e5e59c3998b272a565b390913264194a7afab02eaa5d6ef3bab3900297d0f89"
+PINNED_VERSION = 3
+PINNED_SHA256 = "d51bb88b24ff67da53598bd3ee62ea995527bcc662f1a2438f1cabff4a3b8a79"
 
 
 def first(seed: int, n: int) -> list[str]:
@@ -341,6 +341,36 @@ def test_functions_and_classes_are_used_after_their_definition(corpus):
     assert total > 200 and used >= 0.95 * total
 
 
+def init_stores(tree: ast.Module) -> list[tuple[list[str], list[tuple[str, str]]]]:
+    """Per __init__: its parameters, and the (attribute, argument) of each `self.attr = arg` storing an argument."""
+    out = []
+    for fn in ast.walk(tree):
+        if isinstance(fn, ast.FunctionDef) and fn.name == "__init__":
+            params = [a.arg for a in fn.args.args[1:]]
+            stores = [(st.targets[0].attr, st.value.id) for st in fn.body
+                      if isinstance(st, ast.Assign) and isinstance(st.targets[0], ast.Attribute)
+                      and isinstance(st.value, ast.Name) and st.value.id in params]
+            out.append((params, stores))
+    return out
+
+
+def test_init_stores_arguments_by_name_not_by_position(corpus):
+    inits = [init for _, tree in corpus for init in init_stores(tree) if len(init[1]) >= 2]
+    shuffled = sum([arg for _, arg in stores] != [p for p in params if p in dict(map(reversed, stores))]
+                   for params, stores in inits)
+    private = sum(all(attr == "_" + arg for attr, arg in stores) for _, stores in inits)
+    assert len(inits) > 100 and 0.15 * len(inits) < shuffled < 0.5 * len(inits)
+    assert 0.1 * len(inits) < private < 0.4 * len(inits)
+    assert all(attr in (arg, "_" + arg) for _, stores in inits for attr, arg in stores)
+
+
+def test_private_attributes_are_read_only_through_self(corpus):
+    outside = [node for _, tree in corpus for node in ast.walk(tree)
+               if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")
+               and not (isinstance(node.value, ast.Name) and node.value.id == "self")]
+    assert outside == []
+
+
 def name_words(name: str) -> list[str]:
     """The words of a name, lowercased (split at underscores and CamelCase humps)."""
     return [w.lower() for w in re.findall(r"[A-Z]?[a-z]+", name)]
@@ -354,7 +384,7 @@ def made_up_names(src: str, known: set[str]) -> tuple[set[str], set[str]]:
 
 
 def test_coined_names_are_made_up_reused_and_deterministic():
-    assert text(0, 20_000, coined=0.0) == text(0, 20_000)  # no made-up names: version 2's text
+    assert text(0, 20_000, coined=0.0) == text(0, 20_000)  # no made-up names: the plain text
     docs = list(itertools.islice(documents(3, coined=0.5), 200))
     assert docs == list(itertools.islice(documents(3, coined=0.5), 200))
     assert docs[4] == program(random.Random("3:4"), 0.5)
@@ -404,7 +434,7 @@ def test_generation_uses_only_its_own_rng():
 
 
 def test_repeats_copy_a_definition_under_a_new_name():
-    assert text(0, 20_000, repeat=0.0) == text(0, 20_000)  # no copies: version 2's text
+    assert text(0, 20_000, repeat=0.0) == text(0, 20_000)  # no copies: the plain text
     docs = list(itertools.islice(documents(9, repeat=1.0), 200))
     assert docs == list(itertools.islice(documents(9, repeat=1.0), 200))
     copied = 0
