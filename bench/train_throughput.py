@@ -65,8 +65,9 @@ class Variant:
             for module in self.model.modules():
                 if isinstance(module, Sparsify):
                     module.forward = types.MethodType(reference_abs_topk, module)
-        self.params = dict(self.model.named_parameters())
-        self.plan = sparsity.plan_sparsity(self.params, cfg.sparsity) if cfg.sparsity.enabled else None
+        params = dict(self.model.named_parameters())
+        self.plan = sparsity.plan_sparsity(params, cfg.sparsity) if cfg.sparsity.enabled else None
+        self.budgeted = self.plan.tensors(params) if self.plan else {}
         self.opt = make_optimizer(self.model, cfg, torch.device("cpu"))
         self.autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else torch.autocast("cpu", enabled=False)
         self.times: list[float] = []
@@ -79,7 +80,7 @@ class Variant:
         self.opt.step()
         self.opt.zero_grad(set_to_none=True)
         if self.plan:
-            sparsity.apply_topk_(self.params, self.plan.k_at(1.0), self.cfg.sparsity.min_per_row)
+            sparsity.apply_topk_(self.budgeted, self.plan.k_at(1.0), self.cfg.sparsity.min_per_row)
         return time.perf_counter() - t0
 
 

@@ -82,6 +82,8 @@ class SparsityConfig:
     min_per_row: int = 4  # protect the top-n of each row (neuron / channel); 0 = off
     sparse_biases: bool = False  # released code: biases dense; paper text: sparse too
     embed_density_mult: float = 1.0  # embeddings get this times the block density (released: EF)
+    split_qkv: bool = True  # W_Q, W_K, W_V (thirds of the fused c_attn) keep their nonzeros apart; false: one top-k,
+    # under which V starved Q and K to the row floor in 3 of 4 layers of the d_model-128 demo (attention went uniform)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +16,8 @@ from trainer.errors import UserError
 # block density. The bigram table is dense by design (recipe: excluded from sparsity and decay).
 EMBEDDING_NAMES = ("wte.weight", "wpe.weight", "lm_head.weight")
 DENSE_NAMES = ("bigram.weight",)
+FUSED_QKV = ("attn.c_attn.weight", "attn.c_attn.bias")  # rows: W_Q, then W_K, then W_V
+QKV = ("q", "k", "v")
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,11 @@ class SparsityPlan:
     dense: dict[str, int]
     target: dict[str, int]
     density: float = 1.0
+    split_qkv: bool = False
+
+    def tensors(self, named_params: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The tensor each budget applies to: a parameter, or with split_qkv a third of a fused c_attn (a view)."""
+        return {name: t for name, t in sparse_tensors(named_params, self.split_qkv) if name in self.dense}
 
     @property
     def total_dense(self) -> int:
@@ -61,11 +68,23 @@ def is_sparsified(name: str, param: torch.Tensor, sparse_biases: bool) -> bool:
     return sparse_biases and param.ndim == 1 and name.endswith(".bias") and not is_norm  # never norms or sinks
 
 
+def sparse_tensors(
+    named_params: Mapping[str, torch.Tensor] | Iterable[tuple[str, torch.Tensor]], split_qkv: bool
+) -> Iterator[tuple[str, torch.Tensor]]:
+    """Every parameter, with each fused c_attn tensor as its W_Q, W_K, W_V thirds (`name[q]`...) when split_qkv."""
+    for name, p in dict(named_params).items():
+        if split_qkv and any(_matches(name, fused) for fused in FUSED_QKV):
+            yield from ((f"{name}[{part}]", third) for part, third in zip(QKV, p.chunk(3, dim=0)))  # row views
+        else:
+            yield name, p
+
+
 def plan_sparsity(
     named_params: Mapping[str, torch.Tensor] | Iterable[tuple[str, torch.Tensor]], cfg: SparsityConfig
 ) -> SparsityPlan:
     """Solve the block density f whose per-tensor budgets sum to cfg.l0, and return the plan."""
-    params = {name: p for name, p in dict(named_params).items() if is_sparsified(name, p, cfg.sparse_biases)}
+    kept = ((name, p) for name, p in dict(named_params).items() if is_sparsified(name, p, cfg.sparse_biases))
+    params = dict(sparse_tensors(kept, cfg.split_qkv))
     dense = {name: p.numel() for name, p in params.items()}
     total = sum(dense.values())
     if cfg.l0 > total:
@@ -77,7 +96,7 @@ def plan_sparsity(
     specs = {name: _spec(name, p, cfg) for name, p in params.items()}
     f = _solve_density(list(specs.values()), cfg.l0)
     real = {name: _budget(f, *spec) for name, spec in specs.items()}
-    return SparsityPlan(dense=dense, target=_round_to_total(real, cfg.l0), density=f)
+    return SparsityPlan(dense=dense, target=_round_to_total(real, cfg.l0), density=f, split_qkv=cfg.split_qkv)
 
 
 def _matches(name: str, short: str) -> bool:

@@ -112,6 +112,7 @@ def _loop(cfg, opts, ddp, model, optimizer, plan, text, start, on_step) -> None:
     t = cfg.train
     net = DistributedDataParallel(model) if ddp.world > 1 else model
     params = dict(model.named_parameters())
+    budgeted = plan.tensors(params) if plan else {}  # what each top-k budget applies to
     autocast = _autocast(t.bf16, next(model.parameters()).device)
     bar = tqdm(total=t.steps, initial=start, disable=opts.quiet or not ddp.main, unit="step", dynamic_ncols=True)
     tokens_per_step = t.batch_size * cfg.model.n_ctx
@@ -132,7 +133,7 @@ def _loop(cfg, opts, ddp, model, optimizer, plan, text, start, on_step) -> None:
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             if plan:
-                sparsity.apply_topk_(params, plan.k_at(progress), cfg.sparsity.min_per_row)
+                sparsity.apply_topk_(budgeted, plan.k_at(progress), cfg.sparsity.min_per_row)
             done = step + 1
             bar.update(1)
             logged = done % t.log_every == 0 or done == t.steps

@@ -14,7 +14,9 @@ from safetensors.torch import load_file, save
 from trainer.config import ModelConfig, RunConfig
 from trainer.fileio import write_json
 from trainer.model import GPT
-from trainer.run import MODEL, config_record, load_model_weights, load_run, load_tensors, save_tensors, write_safetensors
+from trainer.run import (
+    MODEL, config_record, load_model_weights, load_run, load_tensors, read_config, save_tensors, write_safetensors,
+)
 
 ZOO_DIR = Path(__file__).resolve().parents[2] / "trainer" / "zoo"
 ZOO = sorted(p.name for p in ZOO_DIR.iterdir() if (p / MODEL).is_file())
@@ -93,3 +95,11 @@ def test_packed_file_unpacks_to_the_saved_tensors(tmp_path):
     assert all(k.endswith(("::nonzero_bits", "::nonzero_values", "::shape")) for k in load_file(tmp_path / "m.safetensors"))
     back = load_tensors(tmp_path / "m.safetensors")
     assert all(torch.equal(back[k], t) for k, t in tensors.items())
+
+
+def test_a_config_written_before_split_qkv_reads_as_the_fused_top_k_it_trained_with(tmp_path):
+    record = config_record(RunConfig(), {})
+    assert record["sparsity"]["split_qkv"] is True  # new runs record the switch
+    del record["sparsity"]["split_qkv"]
+    write_json(tmp_path / "config.json", record)
+    assert read_config(tmp_path)[0].sparsity.split_qkv is False

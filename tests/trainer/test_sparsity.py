@@ -92,8 +92,9 @@ def test_plan_selects_tensors_and_hits_l0_exactly() -> None:
     plan = plan_sparsity(params, SparsityConfig(l0=2000, min_per_row=0))
     assert "bigram.weight" not in plan.dense
     assert not any(n.endswith((".bias", "sink")) or ".ln_" in n or n.startswith("ln_f") for n in plan.dense)
-    expected = {n for n, p in params.items() if p.ndim == 2 and n != "bigram.weight"}
-    assert set(plan.dense) == expected  # 2 x 4 block matrices + wte + wpe + lm_head
+    expected = {n for n, p in params.items() if p.ndim == 2 and n not in ("bigram.weight",) and "c_attn" not in n}
+    expected |= {f"blocks.{i}.attn.c_attn.weight[{part}]" for i in range(N_LAYER) for part in "qkv"}
+    assert set(plan.dense) == expected  # 2 x (W_Q, W_K, W_V + 3 block matrices) + wte + wpe + lm_head
     assert plan.total_dense == 2 * (48 * 16 + 16 * 16 + 64 * 16 + 16 * 64) + 32 * 16 + 8 * 16 + 32 * 16
     assert plan.total_target == 2000
     for name, n in plan.dense.items():  # every tensor at density f, up to rounding
@@ -108,8 +109,8 @@ def test_plan_embed_mult_and_sparse_biases() -> None:
     assert 0.05 < f < 0.25
     for name in ("wte.weight", "wpe.weight", "lm_head.weight"):
         assert abs(plan.target[name] - min(1.0, 4 * f) * plan.dense[name]) < 1.0
-    biases = [n for n in plan.dense if n.endswith(".bias")]
-    assert len(biases) == 2 * 4 + 1  # c_attn, c_proj, c_fc, mlp.c_proj per layer + lm_head
+    biases = [n for n in plan.dense if n.endswith(".bias") or ".bias[" in n]
+    assert len(biases) == 2 * 6 + 1  # c_attn's thirds, c_proj, c_fc, mlp.c_proj per layer + lm_head
     for name in biases + ["blocks.0.mlp.c_fc.weight"]:
         assert abs(plan.target[name] - f * plan.dense[name]) < 1.0
     big = plan_sparsity(params, SparsityConfig(l0=6000, min_per_row=0, embed_density_mult=8.0))
@@ -118,7 +119,7 @@ def test_plan_embed_mult_and_sparse_biases() -> None:
 
 def test_plan_row_floor_raises_k_and_reports_realized_total() -> None:
     plan = plan_sparsity(shapes_only(), SparsityConfig(l0=100, min_per_row=4))
-    assert plan.target["blocks.0.attn.c_attn.weight"] == 48 * 4
+    assert plan.target["blocks.0.attn.c_attn.weight[k]"] == 16 * 4
     assert plan.target["blocks.1.mlp.c_proj.weight"] == 16 * 4
     assert plan.target["wte.weight"] == 32 * 4
     rows = 32 + 8 + 2 * (48 + 16 + 64 + 16) + 32  # wte, wpe, 2 layers, lm_head
@@ -279,6 +280,23 @@ def test_torch_topk_path_agrees_without_ties() -> None:
         assert torch.equal(cpu["w"], gpu_path)
 
 
+@pytest.mark.parametrize("split_qkv", [True, False])
+def test_split_qkv_keeps_q_and_k_their_budget_when_v_is_larger(split_qkv: bool) -> None:
+    model = tiny_model()
+    with torch.no_grad():
+        model.blocks[0].attn.c_attn.weight[2 * D:] *= 1000  # W_V far larger than W_Q and W_K
+    cfg = SparsityConfig(l0=3000, min_per_row=4, split_qkv=split_qkv)
+    params = dict(model.named_parameters())
+    plan = plan_sparsity(params, cfg)
+    apply_topk_(plan.tensors(params), plan.k_at(1.0), cfg.min_per_row)
+    q, k, v = ((third != 0).sum().item() for third in params["blocks.0.attn.c_attn.weight"].chunk(3))
+    if split_qkv:  # each third at the block density, as every other block matrix
+        assert (q, k, v) == tuple(plan.target[f"blocks.0.attn.c_attn.weight[{part}]"] for part in "qkv")
+        assert all(abs(n - plan.density * 16 * D) < 1.0 for n in (q, k, v)) and min(q, k) > 16 * 4
+    else:  # one cut over the fused matrix: V takes everything above the row floor of Q and K
+        assert (q, k) == (16 * 4, 16 * 4) and q + k + v == plan.target["blocks.0.attn.c_attn.weight"]
+
+
 # ---------------------------------------------------------------- a training loop
 
 @pytest.mark.parametrize("sparse_biases", [False, True])
@@ -290,9 +308,10 @@ def test_exact_counts_and_row_floor_every_step(sparse_biases: bool) -> None:
     params = dict(model.named_parameters())
     plan = plan_sparsity(params, cfg)
     assert plan.total_target == 1800
+    budgeted = plan.tensors(params)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2, betas=(0.9, 0.95))
     gen = torch.Generator().manual_seed(1)
-    matrices = [n for n in plan.dense if params[n].ndim == 2]
+    matrices = [n for n in plan.dense if budgeted[n].ndim == 2]
     for step in range(steps):
         idx = torch.randint(0, VOCAB, (4, N_CTX), generator=gen)  # [B, T]
         logits = model(idx)  # [B, T, VOCAB]
@@ -302,12 +321,13 @@ def test_exact_counts_and_row_floor_every_step(sparse_biases: bool) -> None:
         normalize_grad_rms_(model.parameters())
         opt.step()
         ks = plan.k_at(anneal_progress(step + 1, steps, cfg.anneal_start, cfg.anneal_end))
-        apply_topk_(params, ks, cfg.min_per_row)
-        assert count_nonzero({n: params[n] for n in ks}) == ks, f"step {step}"
-        assert min(int((params[n] != 0).sum(dim=1).min()) for n in matrices) >= r, f"step {step}"
+        apply_topk_(budgeted, ks, cfg.min_per_row)
+        assert count_nonzero(budgeted) == ks, f"step {step}"
+        assert min(int((budgeted[n] != 0).sum(dim=1).min()) for n in matrices) >= r, f"step {step}"
     assert ks == plan.target
     assert int((params["bigram.weight"] != 0).sum()) == VOCAB * VOCAB  # stays dense
-    assert int((params["blocks.0.attn.c_attn.bias"] != 0).sum()) == (plan.target.get("blocks.0.attn.c_attn.bias", 48))
+    thirds = [plan.target.get(f"blocks.0.attn.c_attn.bias[{part}]", 16) for part in "qkv"]
+    assert int((params["blocks.0.attn.c_attn.bias"] != 0).sum()) == sum(thirds)
 
 
 # ---------------------------------------------------------------- schedules
