@@ -224,13 +224,14 @@ def test_sink_attention_in_blocks_of_queries_equals_the_whole(monkeypatch):
     assert torch.allclose(whole, blocks, atol=1e-6, rtol=0)
 
 
-def test_abs_topk_split_over_threads_equals_one_thread_and_raises_errors(monkeypatch):
+def test_abs_topk_split_over_threads_and_blocks_equals_one_pass_and_raises_errors(monkeypatch):
     import trainer.model as model_module
 
     x = torch.randn(5000, 64).round(decimals=1).requires_grad_(True)
     before = torch.get_num_threads()
     torch.set_num_threads(1)
-    one = abs_topk(x, 16)
+    one = abs_topk(x, 16)  # blocks of 4,096 and 904 rows (BLOCK_BYTES)
+    assert torch.equal(one != 0, topk_mask(x.detach(), 16).bool() & (x.detach() != 0))
     one.sum().backward()
     grad_one, x.grad = x.grad.clone(), None
     torch.set_num_threads(3)
