@@ -128,7 +128,8 @@ def read_config(run_dir: Path) -> tuple[RunConfig, dict[str, Any]]:
     if not isinstance(provenance, dict):
         raise UserError(f"{run_dir / CONFIG}: field provenance: expected an object; restore the file")
     sparse = raw.get("sparsity")
-    if isinstance(sparse, dict) and "split_qkv" not in sparse:  # written before the switch: one fused top-k
+    if isinstance(sparse, dict) and "split_qkv" not in sparse and sparse.get("enabled", True):
+        # a sparse run written before the switch: it trained with one fused top-k
         raw = {**raw, "sparsity": {**sparse, "split_qkv": False}}
     return from_dict(raw, str(run_dir / CONFIG)), provenance
 
