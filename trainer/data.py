@@ -192,6 +192,18 @@ def iter_texts(corpus: Corpus, split: str) -> Iterator[str]:
         yield corpus.text(rel)
 
 
+def split_chars(corpus: Corpus, split: str) -> set[str]:
+    """Every distinct character of a split's text. Without comments, a file is stripped only when its raw text holds
+    a character not yet seen (the stripped text's characters are a subset of the raw's): the same set, with about 1
+    file in 15 of the stdlib stripped instead of all."""
+    seen: set[str] = set()
+    for rel in corpus.split_files(split):
+        raw = (corpus.root / rel).read_bytes().decode("utf-8")
+        if not set(raw) <= seen:
+            seen.update(corpus.text(rel) if corpus.strip else raw)
+    return seen
+
+
 def shard_key(corpus: Corpus, tok: Tokenizer) -> str:
     """Cache key of the shards: changes with the corpus, its split, the tokenizer or the format."""
     parts = [f"format={SHARD_FORMAT}", corpus.sha256, tokenizer_sha256(tok), *sorted(corpus.val)]

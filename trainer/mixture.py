@@ -61,10 +61,7 @@ class TrainingText:
 
     def chars(self) -> str:
         """Every distinct character of the training text, sorted."""
-        seen: set[str] = set()
-        if self.corpus is not None:
-            for text in data.iter_texts(self.corpus, "train"):
-                seen.update(text)
+        seen = data.split_chars(self.corpus, "train") if self.corpus is not None else set()
         if self.cfg.tinypython:
             seen.update(self.sample())
         return "".join(sorted(seen))

@@ -14,7 +14,7 @@ from tokenizers import Tokenizer
 from trainer import data
 from trainer.config import DataConfig
 from trainer.data import (
-    build_shards, default_cache_dir, iter_texts, load_corpus, sample_batch, shard_key,
+    build_shards, default_cache_dir, iter_texts, load_corpus, sample_batch, shard_key, split_chars,
 )
 from trainer.errors import UserError
 from trainer.tokenizer import eot_id, load_tokenizer, train_tokenizer
@@ -61,6 +61,21 @@ def test_corpus_rule_on_a_fake_stdlib(fake_stdlib: Path) -> None:
     assert full.files == ("a.py", "idlelib/idle_test/t.py", "pkg/__init__.py", "pkg/b.py",
                           "pkg/tests/c.py", "test/test_x.py", "test_top.py", "util_test.py", "z.py")
     assert plain.nbytes == sum((fake_stdlib / f).stat().st_size for f in plain.files)
+
+
+def test_split_chars_are_those_of_the_text_the_model_reads(tmp_path: Path) -> None:
+    """Stripped, a character that only a comment or docstring holds is not the text's; one in code is, in any file."""
+    files = {"a.py": 'X = 1  # ü\n', "b.py": '"""é"""\nY = "é"  # ß\n', "c.py": 'def f():\n    """ø"""\n'}
+    for rel, text in files.items():
+        (tmp_path / rel).write_text(text, encoding="utf-8")
+    for strip in (False, True):
+        corpus = load_corpus(DataConfig(strip_comments=strip, val_frac=0.01), root=tmp_path)
+        both = set()
+        for split in ("train", "val"):
+            want = set().union(*map(set, iter_texts(corpus, split)))
+            assert split_chars(corpus, split) == want
+            both |= want
+        assert ("ü" in both, "ß" in both, "é" in both, "ø" in both) == (not strip, not strip, True, not strip)
 
 
 def test_corpus_sha_follows_content(fake_stdlib: Path) -> None:
