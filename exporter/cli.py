@@ -98,14 +98,17 @@ def snapshot(run_dir: Path, out: Path, step: int | None, match_run: Path | None)
               help="Pretraining tokens behind the means (fewer is faster; the circuit file states the error bar).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="Where the model, the means and the pruning run (auto: CUDA when there is one).")
+@click.option("--faithful-only", is_flag=True,
+              help="Write only circuits that pass every check on the test split; the table lists the others.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @_user_errors
 def prune(run_dir: Path, tasks: tuple[str, ...], target_loss: float, jobs: int, mean_tokens: int, device: str,
-          quiet: bool) -> None:
+          faithful_only: bool, quiet: bool) -> None:
     """Find each learned task's smallest circuit; write RUN_DIR/circuits/<task>.json."""
     from trainer.jobs import job_config, prune_run, summary_table
 
-    cfg = job_config(target_loss=target_loss, jobs=jobs, mean_tokens=mean_tokens, device=device, quiet=quiet)
+    cfg = job_config(target_loss=target_loss, jobs=jobs, mean_tokens=mean_tokens, device=device,
+                     faithful_only=faithful_only, quiet=quiet)
     click.echo(summary_table(prune_run(run_dir, list(tasks), cfg), target_loss))
 
 

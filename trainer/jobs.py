@@ -36,6 +36,7 @@ class JobConfig:
     jobs: int = 1
     quiet: bool = False
     device: str = "auto"  # auto | cpu | cuda: where the model and everything the pruner makes live
+    faithful_only: bool = False  # write only circuits that pass every check on the test split
 
 
 def resolve_device(name: str) -> torch.device:
@@ -97,7 +98,11 @@ def prune_run(run_dir: Path, names: list[str] | str, cfg: JobConfig) -> list[dic
             for task in tasks:
                 rows.append(_prune_one(run, task, cfg, means))  # the run and means already loaded
                 bar.update(1)
-    _write_task_table(run_dir, {**table, **{r["task"]: r for r in rows}})
+    table.update((r["task"], r) for r in rows)
+    for task in TASKS.values():  # the table holds every task: one neither pruned now nor kept is evaluated
+        if task.name not in table:
+            table[task.name] = evaluate_task(run, task, task_splits(task, run, cfg), cfg.prune.target_loss)
+    _write_task_table(run_dir, table)
     return rows
 
 
@@ -116,13 +121,15 @@ def _prune_one(run: Run, task: Task, cfg: JobConfig, means: dict[str, torch.Tens
     if not row["learned"]:
         return row
     record = {**prune_task(run.model, means, splits, cfg.prune), **circuit_header(run, task, cfg)}
-    path = run.path / CIRCUITS / f"{task.name}.json"
-    write_circuit(path, record)
     m = record["metrics"]
+    checks = faithfulness_checks(m, cfg.prune.target_loss)
+    written = all(checks.values()) or not cfg.faithful_only
+    if written:
+        write_circuit(run.path / CIRCUITS / f"{task.name}.json", record)
     return {**row, "nodes": record["counts"]["nodes"], "edges": record["counts"]["edges"],
             "meets_target": record["prune"]["meets_target"], "loss_circuit": m["loss_circuit"],
             "loss_inverse": m["loss_inverse"], "loss_random": m["loss_random_mean"],
-            "checks": faithfulness_checks(m, cfg.prune.target_loss), "seconds": record["prune"]["seconds"]}
+            "checks": checks, "written": written, "seconds": record["prune"]["seconds"]}
 
 
 def circuit_header(run: Run, task: Task, cfg: JobConfig) -> dict[str, Any]:
@@ -191,7 +198,6 @@ def job_config(**kw: Any) -> JobConfig:
     return cfg
 
 
-
 def summary_table(rows: list[dict[str, Any]], target: float) -> str:
     """A plain-text table: task, learned?, nodes, edges, losses (circuit / inverse / random)."""
     if rows and "loss" not in rows[0]:
@@ -207,7 +213,8 @@ def summary_table(rows: list[dict[str, Any]], target: float) -> str:
         cells += [f"{r['loss_random']:>8.3f}" if "loss_random" in r else f"{'-':>8}"]
         if "checks" in r:
             failed = [name for name, ok in r["checks"].items() if not ok]
-            cells.append("  fails: " + ", ".join(failed) if failed else "  pass")
+            cells.append(("  fails: " + ", ".join(failed) if failed else "  pass") + ("" if r["written"] else
+                                                                                     " (not written)"))
         lines.append(f"{r['task']:<28}{learned:>8}{r['loss']:>8.3f}{r['accuracy']:>6.2f}" + "".join(cells))
     n_learned = sum(r["learned"] for r in rows)
     lines.append(f"{n_learned} of {len(rows)} tasks learned (unpruned loss <= {target}); not learned: skipped")

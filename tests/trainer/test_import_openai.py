@@ -4,6 +4,7 @@ their tiktoken files convert to a tokenizer that encodes like tiktoken's BPE; ba
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -458,7 +459,8 @@ def plant_task(c: dict, sd: dict, tok, task) -> None:
 def test_imported_run_is_pruned_and_built(tinypython, tmp_path, monkeypatch):
     from exporter.build import build
     from tests.conftest import fast_options
-    from trainer.jobs import JobConfig, prune_run
+    from trainer import jobs
+    from trainer.jobs import JobConfig, prune_run, summary_table
     from trainer.prune import PruneConfig
     from trainer.tasks import TASKS
 
@@ -478,6 +480,12 @@ def test_imported_run_is_pruned_and_built(tinypython, tmp_path, monkeypatch):
 
     cfg = JobConfig(prune=PruneConfig(target_loss=0.3, steps=20, batch_pairs=8, k_coefs=(1e-3,), random_draws=2),
                     train_pairs=16, eval_pairs=16, test_pairs=16, mean_tokens=1024, quiet=True)
+    with monkeypatch.context() as m:  # --faithful-only: a circuit failing a check is reported, not written
+        m.setattr(jobs, "faithfulness_checks", lambda metrics, target: {"sufficient": True, "necessary": False})
+        [row] = prune_run(run_dir, [task.name], dataclasses.replace(cfg, faithful_only=True))
+    assert row["learned"] and not row["written"] and not (run_dir / "circuits" / "else_elif.json").exists()
+    assert "fails: necessary (not written)" in summary_table([row], 0.3)
+    assert sorted(json.loads((run_dir / "tasks.json").read_text())["tasks"]) == sorted(TASKS)  # all, not just one
     [row] = prune_run(run_dir, [task.name], cfg)
     assert row["learned"] and row["meets_target"] and row["nodes"] > 0, row
     circuit = json.loads((run_dir / "circuits" / "else_elif.json").read_text())
