@@ -61,8 +61,15 @@ class Corpus:
 
     def text(self, rel: str) -> str:
         """One file's text as the corpus holds it."""
-        text = (self.root / rel).read_bytes().decode("utf-8")
-        return strip_comments(text) if self.strip else text
+        return self.from_raw(self.raw(rel))
+
+    def raw(self, rel: str) -> str:
+        """One file's text as it lies on disk."""
+        return (self.root / rel).read_bytes().decode("utf-8")
+
+    def from_raw(self, raw: str) -> str:
+        """A file's text on disk as the corpus holds it (without comments and docstrings when stripped)."""
+        return strip_comments(raw) if self.strip else raw
 
     def split_files(self, split: str) -> list[str]:
         """Files of one split ("train" or "val"), in corpus order."""
@@ -198,9 +205,10 @@ def split_chars(corpus: Corpus, split: str) -> set[str]:
     file in 15 of the stdlib stripped instead of all."""
     seen: set[str] = set()
     for rel in corpus.split_files(split):
-        raw = (corpus.root / rel).read_bytes().decode("utf-8")
-        if not set(raw) <= seen:
-            seen.update(corpus.text(rel) if corpus.strip else raw)
+        raw = corpus.raw(rel)  # each file read once
+        new = set(raw) - seen
+        if new:
+            seen |= set(corpus.from_raw(raw)) if corpus.strip else new
     return seen
 
 

@@ -213,8 +213,8 @@ def summary_table(rows: list[dict[str, Any]], target: float) -> str:
         cells += [f"{r['loss_random']:>8.3f}" if "loss_random" in r else f"{'-':>8}"]
         if "checks" in r:
             failed = [name for name, ok in r["checks"].items() if not ok]
-            cells.append(("  fails: " + ", ".join(failed) if failed else "  pass") + ("" if r["written"] else
-                                                                                     " (not written)"))
+            verdict = "  fails: " + ", ".join(failed) if failed else "  pass"
+            cells.append(verdict if r["written"] else verdict + " (not written)")
         lines.append(f"{r['task']:<28}{learned:>8}{r['loss']:>8.3f}{r['accuracy']:>6.2f}" + "".join(cells))
     n_learned = sum(r["learned"] for r in rows)
     lines.append(f"{n_learned} of {len(rows)} tasks learned (unpruned loss <= {target}); not learned: skipped")
