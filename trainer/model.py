@@ -358,20 +358,30 @@ class GPT(nn.Module):
 
     def forward(self, idx: torch.Tensor, last: torch.Tensor | None = None) -> torch.Tensor:
         """Token ids [B, T] -> logits [B, T, vocab]; with `last` [B], only the logits at those positions [B, vocab]."""
-        B, T = idx.size()
+        x, pos = self.embed(idx), self.positions(idx.size(1))  # [B, T, d], [T, d_pos_emb] or None
+        for block in self.blocks:
+            x = block(x, pos)
+        return self.readout(x, idx, last)
+
+    def embed(self, idx: torch.Tensor) -> torch.Tensor:
+        """Token ids [B, T] -> the residual stream entering the first block [B, T, d]."""
+        T = idx.size(1)
         if T > self.cfg.n_ctx:
             raise ValueError(f"sequence of {T} tokens is longer than the context of {self.cfg.n_ctx}")
         x = self.wte(idx)  # [B, T, d]
-        pos = None
-        if self.wpe is not None and self.cfg.d_pos_emb:
-            pos = self.wpe.weight[:T]  # [T, d_pos_emb], concatenated to each sublayer's input
-        elif self.wpe is not None:
+        if self.wpe is not None and not self.cfg.d_pos_emb:
             x = x + self.wpe(torch.arange(T, device=idx.device))
-        for block in self.blocks:
-            x = block(x, pos)
+        return x
+
+    def positions(self, T: int) -> torch.Tensor | None:
+        """The position embedding each sublayer reads beside the residual [T, d_pos_emb] (None without d_pos_emb)."""
+        return self.wpe.weight[:T] if self.wpe is not None and self.cfg.d_pos_emb else None
+
+    def readout(self, x: torch.Tensor, idx: torch.Tensor, last: torch.Tensor | None = None) -> torch.Tensor:
+        """The residual stream after the last block [B, T, d] -> logits [B, T, vocab] (at `last` [B]: [B, vocab])."""
         x = self.final_resid(x)
         if last is not None:  # read out one position per row
-            rows = torch.arange(B, device=idx.device)
+            rows = torch.arange(x.size(0), device=x.device)
             x, idx = x[rows, last], idx[rows, last]  # [B, d], [B]
         logits = self.lm_head(self.ln_f(x))  # [B, T, vocab] or [B, vocab]
         if self.bigram is not None:

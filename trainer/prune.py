@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -13,7 +13,7 @@ import torch
 
 from trainer.circuit import counts, offset_loss, qk_pairs, refit_offset, resid_links, unembed_edges, weight_edges
 from trainer.masks import Kept, NodeMasks, ablate, all_kept, count, kept_ids, model_device, top_k_kept
-from trainer.schema import parse_node_id
+from trainer.schema import FINAL_LOCATION, parse_node_id
 from trainer.model import GPT
 from trainer.tasks import TaskBatch, pair_accuracy, pair_loss
 from trainer.tasks.base import binary_logits
@@ -59,6 +59,9 @@ def batch_to(batch: TaskBatch, device: torch.device) -> TaskBatch:
                      wrong=batch.wrong.to(device))
 
 
+Boundaries = list[list[torch.Tensor]]  # per chunk of prompts: the residual stream entering each block, then leaving the last
+
+
 class Evaluator:
     """Task loss of the model under a keep-set, on one batch, without gradients, on the model's device. Prompts run
     in chunks of similar length, each cut after its longest prompt (a causal model's logits at a position ignore
@@ -77,21 +80,44 @@ class Evaluator:
         self.inverse = torch.argsort(order).to(device)  # [N] puts the chunks' rows back in batch order
 
     @torch.no_grad()
-    def logits(self, kept: Kept | None = None, freeze_norms: bool = False) -> torch.Tensor:
+    def run(self, kept: Kept | None = None, start: int = 0, before: Boundaries | None = None,
+            freeze_norms: bool = False) -> tuple[torch.Tensor, Boundaries]:
         """Logits at each prompt's last token [N, vocab] with the nodes outside `kept` mean-ablated (and with every
-        norm's scale frozen to the full model's value on the same prompt when freeze_norms)."""
-        out = []
-        for rows, width in zip(self.chunks, self.widths):
+        norm's scale frozen to the full model's value on the same prompt when freeze_norms), and each chunk's
+        residual stream at the block boundaries. From block `start` on only: the stream entering it comes from
+        `before`, the boundaries of a keep-set that differs from this one only in block `start` or later."""
+        out, bounds = [], []
+        for c, (rows, width) in enumerate(zip(self.chunks, self.widths)):
             last = self.batch.last[rows]  # [n]
             tokens = self.batch.tokens[rows, :width]  # [n, T]
             frozen = frozen_scales(self.model, tokens, last) if freeze_norms else {}
             with ablate(self.model, kept or {}, self.means), self.model.hooks(frozen):
-                out.append(self.model(tokens, last))  # [n, vocab]
-        return torch.cat(out)[self.inverse]
+                xs = before[c][:start + 1] if start else [self.model.embed(tokens)]  # [n, T, d] each
+                pos = self.model.positions(width)
+                for block in self.model.blocks[start:]:
+                    xs.append(block(xs[-1], pos))
+                out.append(self.model.readout(xs[-1], tokens, last))  # [n, vocab]
+            bounds.append(xs)
+        return torch.cat(out)[self.inverse], bounds
+
+    def logits(self, kept: Kept | None = None, freeze_norms: bool = False) -> torch.Tensor:
+        """Logits at each prompt's last token [N, vocab] under a keep-set (see run)."""
+        return self.run(kept, freeze_norms=freeze_norms)[0]
 
     def loss(self, kept: Kept | None = None, freeze_norms: bool = False) -> float:
         """Pair loss (cross-entropy over the two answers) under a keep-set."""
         return float(pair_loss(self.logits(kept, freeze_norms), self.batch))
+
+    def loss_from(self, kept: Kept, start: int, before: Boundaries) -> tuple[float, Boundaries]:
+        """Pair loss under a keep-set that differs from the one behind `before` only in block `start` or later, run
+        from that block; and its boundaries."""
+        logits, bounds = self.run(kept, start, before)
+        return float(pair_loss(logits, self.batch)), bounds
+
+
+def first_block(nodes: Iterable[tuple[str, int]], n_layer: int) -> int:
+    """The first block any of the (location, index) nodes sits in; n_layer when all are final_resid nodes."""
+    return min((n_layer if loc == FINAL_LOCATION else int(loc.partition(".")[0]) for loc, _ in nodes), default=n_layer)
 
 
 def prune_task(model: GPT, means: Mapping[str, torch.Tensor], splits: Splits, cfg: PruneConfig) -> dict[str, Any]:
@@ -189,13 +215,16 @@ def greedy_trim(kept: Kept, scores: Mapping[str, torch.Tensor], ev: Evaluator, t
     host = {loc: s.cpu() for loc, s in scores.items()}  # [dim] each: the order is read on CPU
     order = [parse_node_id(n) for n in kept_ids(kept)]
     order.sort(key=lambda node: float(host[node[0]][node[1]]))
+    n_layer = ev.model.cfg.n_layer
+    _, bounds = ev.run(kept)  # each trial runs from the first block it changes
     start, run = 0, 1
     while start < len(order):
         block = order[start:start + run]
         for loc, i in block:
             kept[loc][i] = False
-        if ev.loss(kept) <= target:
-            start, run = start + len(block), run * 2
+        loss, trial = ev.loss_from(kept, first_block(block, n_layer), bounds)
+        if loss <= target:
+            start, run, bounds = start + len(block), run * 2, trial
             continue
         for loc, i in block:
             kept[loc][i] = True
@@ -211,13 +240,15 @@ def describe(model: GPT, means: Mapping[str, torch.Tensor], kept: Kept, scores: 
     test = Evaluator(model, means, splits.test)
     metrics = faithfulness(model, means, kept, splits, test, cfg)
     host_scores, host_means = ({loc: t[loc].cpu() for loc in kept} for t in (scores, means))  # [dim] each
+    _, bounds = test.run(kept)  # each node's ablation runs from its own block
     nodes = []
     for node in kept_ids(kept):
         loc, i = parse_node_id(node)
         without = {loc_: k.clone() for loc_, k in kept.items()}
         without[loc][i] = False
+        loss, _ = test.loss_from(without, first_block([(loc, i)], model.cfg.n_layer), bounds)
         nodes.append({"id": node, "tau": float(host_scores[loc][i]), "mean": float(host_means[loc][i]),
-                      "ablation_delta": test.loss(without) - metrics["loss_circuit"]})
+                      "ablation_delta": loss - metrics["loss_circuit"]})
     answers = torch.cat([splits.test.correct, splits.test.wrong]).tolist()
     edges, unembed = weight_edges(model, kept), unembed_edges(model, kept, answers)
     links, pairs = resid_links(model, kept), qk_pairs(model, kept)

@@ -12,7 +12,8 @@ from trainer.config import ModelConfig
 from trainer.masks import NodeMasks, ablate, all_kept, count, heaviside_ste, kept_from_ids, kept_ids, top_k_kept
 from trainer.means import compute_means
 from trainer.model import GPT
-from trainer.prune import Evaluator, PruneConfig, Splits, faithfulness, greedy_trim, prune_task, smallest_circuit
+from trainer.prune import (Evaluator, PruneConfig, Splits, faithfulness, first_block, greedy_trim, prune_task,
+                           smallest_circuit)
 from trainer.tasks import TaskBatch
 from trainer.tasks.base import binary_logits
 
@@ -182,14 +183,18 @@ def test_bisection_finds_the_smallest_k_on_a_mocked_curve():
 
 
 class NeededNodesEvaluator:
-    """Loss 0 while every needed node is kept, else 1 (removing nodes never lowers it); counts its calls."""
+    """Loss 0 while every needed node is kept, else 1 (removing nodes never lowers it); counts its trials."""
 
     def __init__(self, needed):
         self.needed, self.calls = needed, 0
+        self.model = GPT(ModelConfig(vocab_size=4, n_layer=2, d_model=8, n_ctx=4))
 
-    def loss(self, kept):
+    def run(self, kept):
+        return None, []
+
+    def loss_from(self, kept, start, before):
         self.calls += 1
-        return 0.0 if all(bool(kept[loc][i]) for loc, i in self.needed) else 1.0
+        return (0.0 if all(bool(kept[loc][i]) for loc, i in self.needed) else 1.0), []
 
 
 def test_greedy_trim_keeps_exactly_the_needed_nodes_in_few_evaluations():
@@ -235,6 +240,31 @@ def test_evaluator_chunks_by_length_give_the_full_batch_logits():
     with torch.no_grad():
         want = model(batch.tokens, batch.last)  # [n, vocab], every prompt padded to 40 tokens
     assert torch.allclose(ev.logits(), want, atol=1e-5)
+
+
+def test_a_run_from_a_later_block_gives_the_full_runs_loss_exactly():
+    torch.manual_seed(0)
+    model = GPT(ModelConfig(vocab_size=64, n_layer=3, d_model=32, n_ctx=40)).eval()
+    n = Evaluator.CHUNK + 10
+    batch = TaskBatch(tokens=torch.randint(0, 64, (n, 40)), last=torch.randint(3, 40, (n,)),
+                      correct=torch.zeros(n, dtype=torch.long), wrong=torch.ones(n, dtype=torch.long))
+    locs = model.node_locations()
+    means = {loc: torch.randn(model.location_dim(loc)) for loc in locs}
+    kept = {loc: torch.rand(model.location_dim(loc)) < 0.7 for loc in locs}
+    ev = Evaluator(model, means, batch)
+    _, bounds = ev.run(kept)
+    for loc in locs:  # one node of every location, run from its own block: the same loss, bit for bit
+        without = {loc_: k.clone() for loc_, k in kept.items()}
+        i = int(kept[loc].nonzero()[0])
+        without[loc][i] = False
+        start = first_block([(loc, i)], 3)
+        assert start == (3 if loc == "final_resid" else int(loc[0]))
+        loss, after = ev.loss_from(without, start, bounds)
+        assert loss == ev.loss(without)
+        assert all(torch.equal(a, b) for a, b in zip(after[0], ev.run(without)[1][0]))
+    without = {loc_: k.clone() for loc_, k in kept.items()}
+    without["0.mlp.post_act"][int(kept["0.mlp.post_act"].nonzero()[0])] = False
+    assert ev.loss_from(without, 1, bounds)[0] != ev.loss(without)  # a start after the change misses it
 
 
 def test_bias_refit_verdict_fails_a_circuit_that_is_necessary_only_through_a_bias():
