@@ -226,15 +226,9 @@ def add_node(circuit: dict[str, Any], node: dict[str, Any]) -> None:
     circuit["counts"]["nodes"] += 1
 
 
-def new_node_id(circuit: dict[str, Any]) -> str:
-    """A valid node id of the model that the circuit does not hold."""
-    ids = {n["id"] for n in circuit["nodes"]}
-    return next(f"0.attn.q:{i}" for i in range(32) if f"0.attn.q:{i}" not in ids)
-
-
 def dangling_edge(circuit: dict[str, Any]) -> None:
-    """An edge whose end is not one of the circuit's nodes."""
-    circuit["edges"][0]["dst"] = new_node_id(circuit)
+    """An edge whose end is not one of the circuit's nodes (an index past them)."""
+    circuit["edges"][0][1] = len(circuit["nodes"])
 
 
 def duplicate_node(circuit: dict[str, Any]) -> None:
@@ -371,7 +365,7 @@ for cmd, base, argv in (("tasks", RUN, TASKS), ("prune", RUN, PRUNE), ("snapshot
     add(f"{cmd}-config", base, argv, CONFIG_BREAKS, only=("not-json", "folder", "no-format", "nan", "layers"))
 
 CIRCUIT_BREAKS = json_breaks(CIRCUIT) + field_breaks(CIRCUIT, [
-    ("format-2", at("format_version", 2), "format_version"),
+    ("format-3", at("format_version", 3), "format_version"),
     ("no-task", drop("task"), "field task"),
     ("task-string", at("task", "lambda_func"), "field task"),
     ("model-list", at("model", []), "field model"),
@@ -396,8 +390,8 @@ CIRCUIT_BREAKS = json_breaks(CIRCUIT) + field_breaks(CIRCUIT, [
     ("means-tokens", at("ablation.tokens", 8192), "tokens"),
     ("nodes-object", at("nodes", {}), "field nodes"),
     ("duplicate-node", duplicate_node, "appears twice"),
-    ("edge-no-src", drop("edges.0.src"), "field edges[0].src"),
-    ("edge-dangling", dangling_edge, "field edges[0].dst"),
+    ("edge-short", at("edges.0", [0, 1]), "field edges[0]"),
+    ("edge-dangling", dangling_edge, "field edges[0][1]"),
     ("node-malformed", at("nodes.0.id", "0.attn.z:1"), "field nodes[0].id"),
     ("node-leading-zero", at("nodes.0.id", "0.attn.q:01"), "field nodes[0].id"),
     ("node-layer", lambda c: rename_node(c, "7.attn.q:0"), "field nodes[0].id"),

@@ -12,8 +12,8 @@ from trainer.errors import UserError
 from trainer.fileio import atomic_write_bytes, dump_json, read_json, rounded
 from trainer.masks import Kept
 from trainer.model import GPT
-from trainer.schema import (CHANCE_LOSS, CIRCUIT_FORMAT, FINAL_LOCATION, location, node_id, node_place, parse_node_id,
-                            read_circuit_record)
+from trainer.schema import (CHANCE_LOSS, CIRCUIT_FORMAT, FINAL_LOCATION, edge_rows, location, node_id, node_place,
+                            parse_node_id, read_circuit_record)
 
 READS = ("attn.act_in", "mlp.act_in")
 WRITES = ("attn.resid_delta", "mlp.resid_delta")
@@ -132,9 +132,9 @@ def counts(kept: Kept, edges: list, unembed: list, links: list, pairs: list) -> 
 def write_circuit(path: Path, record: dict[str, Any]) -> None:
     """Check a circuit record whole (trainer.schema: a NaN metric or a dangling edge is refused, naming the field), then
     write its canonical text atomically."""
-    record = {**record, "format_version": CIRCUIT_FORMAT}
-    read_circuit_record(record, path)
-    atomic_write_bytes(path, dump_json(rounded(record)).encode())
+    stored = edge_rows({**record, "format_version": CIRCUIT_FORMAT})
+    read_circuit_record(stored, path)
+    atomic_write_bytes(path, dump_json(rounded(stored), inline_rows=True).encode())
 
 
 def read_circuit(path: Path, model_sha: str) -> dict[str, Any]:

@@ -83,9 +83,23 @@ def rounded(obj: Any, digits: int = 6) -> Any:
     return obj
 
 
-def dump_json(obj: Any) -> str:
-    """Canonical JSON: sorted keys, two-space indent, trailing newline."""
-    return json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+def dump_json(obj: Any, inline_rows: bool = False) -> str:
+    """Canonical JSON: sorted keys, two-space indent, trailing newline; with inline_rows, each list of scalars (a row
+    of a table) on one line."""
+    if not inline_rows:
+        return json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+    return _dump_rows(obj, 0) + "\n"
+
+
+def _dump_rows(obj: Any, depth: int) -> str:
+    """json.dumps(obj, sort_keys=True, indent=2), except that a list of scalars stays on one line."""
+    pad, end = "  " * (depth + 1), "  " * depth
+    if isinstance(obj, dict) and obj:
+        fields = (f"{pad}{json.dumps(k, ensure_ascii=False)}: {_dump_rows(obj[k], depth + 1)}" for k in sorted(obj))
+        return "{\n" + ",\n".join(fields) + f"\n{end}}}"
+    if isinstance(obj, list) and any(isinstance(x, (dict, list)) for x in obj):
+        return "[\n" + ",\n".join(pad + _dump_rows(x, depth + 1) for x in obj) + f"\n{end}]"
+    return json.dumps(obj, ensure_ascii=False)  # a scalar, an empty object, a row
 
 
 def write_json(path: Path, obj: Any) -> None:

@@ -180,6 +180,16 @@ def exactly(value: Any) -> Spec:
     return spec
 
 
+def row(*columns: Spec) -> Spec:
+    """A list of exactly these values in this order: one row of a table."""
+    def spec(v: Any, f: str) -> list:
+        if not isinstance(v, list) or len(v) != len(columns):
+            found = f"{len(v)} values" if isinstance(v, list) else _kind(v)
+            raise Bad(f, f"expected a row of {len(columns)} values, found {found}")
+        return [column(x, f"{f}[{i}]") for i, (column, x) in enumerate(zip(columns, v))]
+    return spec
+
+
 def items(inner: Spec) -> Spec:
     """A list of values of inner."""
     def spec(v: Any, f: str) -> list:
@@ -269,7 +279,9 @@ loss = number(0)
 fraction = number(0, 1)
 target_loss = between(0, CHANCE_LOSS)  # at chance a circuit that knows nothing meets it
 
-CIRCUIT_FORMAT = 1
+CIRCUIT_FORMAT = 2  # 2: edges as rows [src, dst, weight] of node indices (a dense circuit's edges a third the size)
+EDGE_OBJECTS = items(record({"src": node, "dst": node, "weight": number()}))  # format 1, and every reader's form
+EDGE_ROWS = items(row(integer(0), integer(0), number()))  # format 2: [src, dst] index the circuit's nodes
 CIRCUIT = record({
     "format_version": exactly(CIRCUIT_FORMAT),
     "model": record({"run": text(), "sha256": text(SHA256)}),
@@ -287,7 +299,7 @@ CIRCUIT = record({
     "counts": record({"nodes": integer(0), "edges": integer(0), "unembed_edges": integer(0),
                       "resid_links": integer(0), "qk_pairs": integer(0), "nodes_by_location": mapping(integer(1))}),
     "nodes": items(record({"id": node, "tau": number(), "mean": number(), "ablation_delta": number()})),
-    "edges": items(record({"src": node, "dst": node, "weight": number()})),
+    "edges": EDGE_ROWS,
     "unembed_edges": items(record({"src": node, "token": integer(0), "weight": number(), "text": Opt(text())})),
     "resid_links": items(record({"src": node, "dst": node})),
     "qk_pairs": items(record({"q": node, "k": node, "head": integer(0)})),
@@ -295,6 +307,25 @@ CIRCUIT = record({
     "prune": record({"seed": integer(0), "meets_target": boolean, "seconds": number(0),
                      "target_loss": target_loss}),
 })
+CIRCUIT_V1 = record({**CIRCUIT.fields, "format_version": exactly(1), "edges": EDGE_OBJECTS})  # type: ignore[attr-defined]
+
+
+def _edges_by_id(rec: dict[str, Any], _: str) -> dict[str, Any]:
+    """A circuit whose edge rows [src, dst, weight] are read as objects of node ids (format 1's form, every reader's)."""
+    ids = [n["id"] for n in rec["nodes"]]
+    edges = []
+    for i, (src, dst, weight) in enumerate(rec["edges"]):
+        for column, end in enumerate((src, dst)):
+            if end >= len(ids):
+                raise Bad(f"edges[{i}][{column}]", f"node index {end} is past the circuit's {len(ids)} nodes")
+        edges.append({"src": ids[src], "dst": ids[dst], "weight": weight})
+    return {**rec, "edges": edges}
+
+
+def edge_rows(rec: dict[str, Any]) -> dict[str, Any]:
+    """A circuit (edges as objects of node ids) with its edges as the rows [src, dst, weight] the file stores."""
+    index = {n["id"]: i for i, n in enumerate(rec["nodes"])}
+    return {**rec, "edges": [[index[e["src"]], index[e["dst"]], e["weight"]] for e in rec["edges"]]}
 
 
 def _circuit_references(rec: dict[str, Any], _: str) -> dict[str, Any]:
@@ -330,10 +361,13 @@ def check_version(value: Any, path: Path | str, version: int, what: str, fix: st
 
 
 def read_circuit_record(value: Any, path: Path | str) -> dict[str, Any]:
-    """A circuit file's JSON, checked whole (fields, types, ranges, cross-references); optional fields read None."""
+    """A circuit file's JSON, checked whole (fields, types, ranges, cross-references), its edges as objects of node
+    ids; optional fields read None. Format 1 (the same fields, edges already objects) is read too."""
     fix = "re-run circexport prune to write it again"
+    if isinstance(value, dict) and value.get("format_version") == 1:
+        return check(lambda v, f: _circuit_references(CIRCUIT_V1(v, f), f), value, path, fix)
     check_version(value, path, CIRCUIT_FORMAT, "a circuit file", fix)
-    return check(lambda v, f: _circuit_references(CIRCUIT(v, f), f), value, path, fix)
+    return check(lambda v, f: _circuit_references(_edges_by_id(CIRCUIT(v, f), f), f), value, path, fix)
 
 
 TASK_TABLE_FORMAT = 2

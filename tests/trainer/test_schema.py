@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from trainer.circuit import write_circuit
+from trainer.circuit import read_circuit, write_circuit
 from trainer.errors import UserError
 from trainer.fileio import read_json, rounded
 from trainer.schema import (CIRCUIT, FINAL_LOCATION, LAYER_LOCATIONS, MANIFEST, METRICS_LINE, TASK_TABLE, NodePlace,
-                            bibtex_key, field_paths, node_file, node_id, node_place, parse_node_id, read_circuit_record, read_metrics_line, read_task_table)
+                            bibtex_key, edge_rows, field_paths, node_file, node_id, node_place, parse_node_id, read_circuit_record, read_metrics_line, read_task_table)
 
 ROOT = Path(__file__).resolve().parents[2]
 SHA = "ab" * 32
@@ -32,11 +32,14 @@ def test_node_ids_round_trip_and_malformed_ones_are_refused():
             parse_node_id(bad)
 
 
+NODES = ["0.attn.q:1", "0.attn.act_in:2", "final_resid:3"]
+
+
 def circuit() -> dict:
-    """A small valid circuit record."""
-    nodes = ["0.attn.q:1", "0.attn.act_in:2", "final_resid:3"]
+    """A small valid circuit file's JSON (format 2: edges as rows of node indices)."""
+    nodes = NODES
     return {
-        "format_version": 1, "model": {"run": "r", "sha256": SHA},
+        "format_version": 2, "model": {"run": "r", "sha256": SHA},
         "task": {"name": "t", "description": "d", "target": "a", "alternative": "b", "target_loss": 0.15},
         "ablation": {"kind": "mean", "tokens": 4096},
         "splits": {"train_pairs": 8, "eval_pairs": 8, "test_pairs": 8},
@@ -46,17 +49,39 @@ def circuit() -> dict:
         "counts": {"nodes": 3, "edges": 1, "unembed_edges": 1, "resid_links": 0, "qk_pairs": 0,
                    "nodes_by_location": {"0.attn.q": 1, "0.attn.act_in": 1, "final_resid": 1}},
         "nodes": [{"id": n, "tau": 1.0, "mean": 0.0, "ablation_delta": 0.1} for n in nodes],
-        "edges": [{"src": nodes[1], "dst": nodes[0], "weight": 0.5}],
+        "edges": [[1, 0, 0.5]],
         "unembed_edges": [{"src": nodes[2], "token": 7, "weight": 0.2}],
         "resid_links": [], "qk_pairs": [], "sweep": [{"k": 3, "loss": 0.12}],
         "prune": {"seed": 0, "meets_target": True, "seconds": 1.0, "target_loss": 0.15},
     }
 
 
+def circuit_v1() -> dict:
+    """The same circuit in format 1: edges as objects of node ids."""
+    return {**circuit(), "format_version": 1, "edges": [{"src": NODES[1], "dst": NODES[0], "weight": 0.5}]}
+
+
 def test_a_valid_circuit_reads_back_with_absent_optional_fields_as_none():
     rec = read_circuit_record(circuit(), "c.json")
     assert rec["metrics"]["loss_inverse_refit"] is None and rec["ablation"]["tokens_used"] is None
     assert rec["nodes"] == circuit()["nodes"]
+    assert rec["edges"] == [{"src": "0.attn.act_in:2", "dst": "0.attn.q:1", "weight": 0.5}]  # rows read as objects
+
+
+def test_a_format_1_circuit_reads_as_the_same_record():
+    old, new = read_circuit_record(circuit_v1(), "c.json"), read_circuit_record(circuit(), "c.json")
+    assert {**old, "format_version": 2} == new
+
+
+def test_a_written_circuit_stores_one_edge_row_a_line_and_reads_back(tmp_path):
+    rec = read_circuit_record(circuit(), "c.json")
+    path = tmp_path / "c.json"
+    write_circuit(path, rec)
+    text = path.read_text()
+    assert '"edges": [\n    [1, 0, 0.5]\n  ],' in text and '"format_version": 2' in text
+    assert read_circuit(path, SHA) == rec
+    write_circuit(path, read_circuit(path, SHA))
+    assert path.read_text() == text  # byte for byte
 
 
 def set_path(rec: dict, path: str, value) -> dict:
@@ -79,8 +104,11 @@ DELETE = object()
     ("task", "t", "task", "expected an object, found a string"),
     ("model", None, "model", "expected an object, found null"),
     ("model.sha256", "xyz", "model.sha256", "is not of the form"),
-    ("edges.0.src", DELETE, "edges[0].src", "missing"),
-    ("edges.0.dst", "1.attn.q:1", "edges[0].dst", "is not one of the circuit's nodes"),
+    ("edges.0", [1, 0], "edges[0]", "expected a row of 3 values, found 2 values"),
+    ("edges.0", {"src": 1}, "edges[0]", "expected a row of 3 values, found an object"),
+    ("edges.0.0", "0.attn.act_in:2", "edges[0][0]", "expected a whole number, found a string"),
+    ("edges.0.1", 3, "edges[0][1]", "node index 3 is past the circuit's 3 nodes"),
+    ("edges.0.2", math.nan, "edges[0][2]", "not a finite number"),
     ("nodes.2.id", "0.attn.q:1", "nodes[2]", "appears twice"),
     ("nodes.0.id", "0.attn.q:01", "nodes[0].id", "is not of the form"),
     ("metrics.loss_circuit", math.nan, "metrics.loss_circuit", "not a finite number"),
@@ -102,9 +130,20 @@ def test_each_broken_circuit_field_is_named(path, value, field, problem):
     assert msg.endswith("re-run circexport prune to write it again")
 
 
+@pytest.mark.parametrize("path, value, field, problem", [
+    ("edges.0.src", DELETE, "edges[0].src", "missing"),
+    ("edges.0.dst", "1.attn.q:1", "edges[0].dst", "is not one of the circuit's nodes"),
+    ("edges.0", [1, 0, 0.5], "edges[0]", "expected an object, found a list"),
+])
+def test_each_broken_format_1_edge_is_named(path, value, field, problem):
+    rec = set_path(copy.deepcopy(circuit_v1()), path, value)
+    with pytest.raises(UserError, match=re.escape(f"c.json: field {field}: ") + ".*" + re.escape(problem)):
+        read_circuit_record(rec, "c.json")
+
+
 def test_a_circuit_of_another_format_version_is_refused():
-    for value in ({**circuit(), "format_version": 2}, [], "x"):
-        with pytest.raises(UserError, match="not a circuit file of format_version 1"):
+    for value in ({**circuit(), "format_version": 3}, [], "x"):
+        with pytest.raises(UserError, match="not a circuit file of format_version 2"):
             read_circuit_record(value, "c.json")
 
 
@@ -139,11 +178,11 @@ def without_nulls(obj):
 
 
 def test_a_written_circuit_reads_back_equal(tmp_path):
-    rec = circuit()
+    rec = read_circuit_record(circuit(), "c.json")
     rec["metrics"]["loss_circuit"] = 0.123456789
     write_circuit(tmp_path / "c.json", rec)
     back = read_circuit_record(read_json(tmp_path / "c.json"), tmp_path / "c.json")
-    assert without_nulls(back) == rounded(rec) and back["metrics"]["loss_circuit"] == 0.123457
+    assert without_nulls(back) == without_nulls(rounded(rec)) and back["metrics"]["loss_circuit"] == 0.123457
     rec["metrics"]["loss_inverse"] = math.nan  # what the pruner would write for a broken model: refused, nothing written
     with pytest.raises(UserError, match="field metrics.loss_inverse: nan is not a finite number"):
         write_circuit(tmp_path / "d.json", rec)
@@ -155,7 +194,8 @@ def test_the_shipped_files_read_back_equal():
     assert len(paths) >= 10
     for path in paths:
         raw = read_json(path)
-        assert without_nulls(read_circuit_record(raw, path)) == without_nulls(raw) and rounded(raw) == raw
+        assert raw["format_version"] == 2
+        assert without_nulls(edge_rows(read_circuit_record(raw, path))) == without_nulls(raw) and rounded(raw) == raw
     for path in sorted((ROOT / "trainer" / "zoo").glob("*/tasks.json")):
         assert read_task_table(read_json(path), path) == read_json(path)
 

@@ -14,6 +14,8 @@ import pytest
 from tests.conftest import fast_options
 from tests.web.conftest import playwright_api
 from tests.web.test_live_panel import TOL, Python, open_live, shown
+from trainer.circuit import write_circuit
+from trainer.schema import read_circuit_record
 
 playwright_api()  # skips this module without Chromium or playwright
 
@@ -32,7 +34,7 @@ def run_dir(tmp_path_factory, site_runs):
     run = tmp_path_factory.mktemp("budget-run") / "tiny-a"
     shutil.copytree(site_runs["a"], run)
     path = run / "circuits" / "lambda_func.json"
-    rec = json.loads(path.read_text())
+    rec = read_circuit_record(json.loads(path.read_text()), path)
     rec["nodes"] = [n for n in rec["nodes"] if n["id"].startswith(("0.", "final_resid"))]
     ids = {n["id"] for n in rec["nodes"]}
     for key, ends in (("edges", ("src", "dst")), ("resid_links", ("src", "dst")), ("qk_pairs", ("q", "k")), ("unembed_edges", ("src",))):
@@ -40,7 +42,7 @@ def run_dir(tmp_path_factory, site_runs):
         rec["counts"][key] = len(rec[key])
     rec["counts"]["nodes"] = len(ids)
     rec["counts"]["nodes_by_location"] = dict(Counter(i.rpartition(":")[0] for i in ids))
-    path.write_text(json.dumps(rec))
+    write_circuit(path, rec)
     return run
 
 
