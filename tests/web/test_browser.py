@@ -161,3 +161,29 @@ def test_site_moved_elsewhere_still_opens_from_disk(site, browser, tmp_path):
         w.clean()
     finally:
         w.close()
+
+
+def test_a_circuit_with_thousands_of_edges_draws_the_strongest_and_says_so(site, browser, tmp_path):
+    """A dense baseline's circuit has tens of thousands of edges (66,144 in the shipped one): drawing them all took the
+    page 109 s to open. The graph draws the 3,000 strongest by |weight|; the counts say so; the data keeps them all."""
+    copy = tmp_path / "copy"
+    shutil.copytree(site[0], copy)
+    data = copy / "data" / "tiny-a" / "lambda_func" / "circuit.js"
+    head, _, rest = data.read_text().partition(",")
+    g = json.loads(rest.rsplit(")", 1)[0])
+    extra = [[0, 1, (i + 1) * (-1) ** i] for i in range(3100)]  # |weight| 1..3100, above every real one
+    g["edges"] += extra
+    g["counts"]["edges"] = len(g["edges"])
+    data.write_text(f"{head},{json.dumps(g)})")
+    w = Watch(browser)
+    try:
+        page = w.goto((copy / "tiny-a" / "lambda_func" / "index.html").as_uri())
+        weights = page.evaluate("Array.from(document.querySelectorAll('svg.graph path.edge'), (p) => p.__data__[2])")
+        assert sorted(abs(x) for x in weights) == list(range(101, 3101))  # the 3,000 strongest, nothing else
+        counts = page.locator("#graph-counts").inner_text()
+        assert counts.endswith(f"{len(g['edges'])} edges (the 3000 strongest drawn; a node's card lists all of its own)")
+        page.locator('circle.node').first.click()
+        assert page.locator("#card li").count() >= 3100  # node 0's card lists every edge it has
+        w.clean()
+    finally:
+        w.close()

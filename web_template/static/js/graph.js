@@ -6,6 +6,13 @@
   const KINDS = ["attn.act_in", "attn.qkv", "attn.resid_delta", "mlp.act_in", "mlp.post_act", "mlp.resid_delta"];
   const QKV = { "attn.q": 0, "attn.k": 1, "attn.v": 2 };
   const W = 1000, ROW = 58, M = { l: 175, r: 20, t: 30, b: 20 };
+  const MAX_DRAWN_EDGES = 3000; // a dense circuit has tens of thousands: past this the picture is ink and the page slow
+
+  function drawnEdges(g) { // the strongest edges by |weight| (all of them in a circuit that has few)
+    if (g.edges.length <= MAX_DRAWN_EDGES) return g.edges;
+    return g.edges.map((e, i) => [Math.abs(e[2]), i]).sort((a, b) => b[0] - a[0] || a[1] - b[1])
+      .slice(0, MAX_DRAWN_EDGES).map(([, i]) => g.edges[i]);
+  }
 
   function rowKey(n) {
     if (n.layer === null) return n.loc;
@@ -67,7 +74,7 @@
     });
     const links = svg.append("g").attr("class", "links").selectAll("path").data(g.resid_links).join("path")
       .attr("class", "link").attr("d", (e) => curve(lay.pos.get(e[0]), lay.pos.get(e[1])));
-    const edges = svg.append("g").attr("class", "edges").selectAll("path").data(g.edges).join("path")
+    const edges = svg.append("g").attr("class", "edges").selectAll("path").data(drawnEdges(g)).join("path")
       .attr("class", (e) => "edge " + sign(e[2])).attr("stroke-width", (e) => width(e[2]))
       .attr("d", (e) => curve(lay.pos.get(e[0]), lay.pos.get(e[1])));
     edges.append("title").text((e) => `${g.nodes[e[0]].id} → ${g.nodes[e[1]].id}: ${cx.fmt(e[2], 3)}`);
@@ -145,8 +152,10 @@
     const adj = adjacency(g);
     const card = document.getElementById("card"), hover = document.getElementById("hover");
     const counts = document.getElementById("graph-counts");
-    counts.textContent = `${g.counts.nodes} nodes, ${g.counts.edges} edges`;
-    counts.dataset.nodes = g.counts.nodes; counts.dataset.edges = g.counts.edges;
+    const shown = parts.edges.size();
+    counts.textContent = `${g.counts.nodes} nodes, ${g.counts.edges} edges` +
+      (shown < g.edges.length ? ` (the ${shown} strongest drawn; a node's card lists all of its own)` : "");
+    counts.dataset.nodes = g.counts.nodes; counts.dataset.edges = g.counts.edges; counts.dataset.drawn = shown;
     const wrap = container.closest(".graph-panel") || container;
     parts.nodes.on("mouseenter", (event, n) => hoverCard(hover, n, event, wrap)).on("mouseleave", () => { hover.hidden = true; })
       .on("click", (event, n) => { // with the live panel open a click toggles the node's ablation; shift-click selects
