@@ -16,6 +16,7 @@ from trainer.snapshot import final_val_loss
 from trainer.tasks import TASKS
 
 ZOO_BUDGET = 20 * 2**20
+PAPER_TARGET = 0.15
 RUNS = [p.name for p in demo_runs()]
 
 
@@ -27,25 +28,24 @@ def test_zoo_fits_the_budget_and_ships_no_training_state():
 
 
 @pytest.mark.parametrize("name", RUNS)
-def test_every_learned_task_has_a_faithful_circuit(name):
-    """Demo and dense circuits pass every check; a frontier circuit may not be necessary (README)."""
+def test_every_shipped_circuit_is_a_faithful_circuit_of_a_learned_task(name):
+    """Every circuit is pruned at the paper's target and passes every check on the test split, necessity after the
+    bias refit included (the zoo is pruned with --faithful-only; README lists the learned tasks left without one)."""
     run_dir = zoo_dir() / name
     run = load_run(run_dir)
     sha = file_sha256(run_dir / "model.safetensors")
     table = json.loads((run_dir / "tasks.json").read_text())
     assert table["model_sha256"] == sha and sorted(table["tasks"]) == sorted(TASKS)
-    learned = sorted(t for t, row in table["tasks"].items() if row["learned"])
-    assert sorted(p.stem for p in (run_dir / "circuits").glob("*.json")) == learned
-    for task in learned:
+    learned = {t for t, row in table["tasks"].items() if row["learned"]}
+    shipped = {p.stem for p in (run_dir / "circuits").glob("*.json")}
+    assert shipped <= learned and (shipped or name.startswith("frontier-"))
+    for task in shipped:
         rec = read_circuit(run_dir / "circuits" / f"{task}.json", sha)
         assert rec["model"]["run"] == run.cfg.name
         target = rec["task"]["target_loss"]
-        assert table["tasks"][task]["loss"] <= target
+        assert target == PAPER_TARGET and table["tasks"][task]["loss"] <= target
         checks = faithfulness_checks(rec["metrics"], target)
-        if name in ("demo", "demo-dense"):
-            assert checks == {"sufficient": True, "necessary": True, "beats_random": True}, task
-        else:  # the frontier's tiny models also solve else_elif outside their circuit (README)
-            assert checks["sufficient"] and checks["beats_random"], task
+        assert checks == {"sufficient": True, "necessary": True, "beats_random": True, "necessary_refit": True}, task
 
 
 def test_runs_were_trained_from_the_shipped_configs():
