@@ -9,6 +9,7 @@ timing still covers the whole pipeline; those rows are marked "rel".
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 import time
@@ -20,14 +21,22 @@ from trainer.config import load_config  # noqa: E402
 from trainer.jobs import JobConfig, evaluate_task, task_splits  # noqa: E402
 from trainer.means import means_for_run  # noqa: E402
 from trainer.prune import PruneConfig, prune_task  # noqa: E402
-from trainer.run import load_run  # noqa: E402
+from trainer.run import Run, load_run  # noqa: E402
 from trainer.tasks import get_task  # noqa: E402
 from trainer.train import TrainOptions, train  # noqa: E402
 
 
 def bench_run(run_dir: Path, names: list[str], mean_tokens: int) -> None:
-    """Prune each task of one run and print a row per task."""
-    run = load_run(run_dir)
+    """Prune each task of a copy of one run (its means, computed for this token count, never replace the run's own)
+    and print a row per task."""
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / run_dir.name
+        shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("state", "snapshots", "circuits"))
+        bench_loaded(load_run(copy), names, mean_tokens)
+
+
+def bench_loaded(run: Run, names: list[str], mean_tokens: int) -> None:
+    """Prune each task of a loaded run and print a row per task."""
     t0 = time.perf_counter()
     means = means_for_run(run, mean_tokens)
     m = run.cfg.model
