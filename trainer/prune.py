@@ -13,7 +13,7 @@ import torch
 
 from trainer.circuit import counts, offset_loss, qk_pairs, refit_offset, resid_links, unembed_edges, weight_edges
 from trainer.masks import Kept, NodeMasks, ablate, all_kept, count, kept_ids, model_device, top_k_kept
-from trainer.schema import FINAL_LOCATION, parse_node_id
+from trainer.schema import location_layer, parse_node_id
 from trainer.model import GPT
 from trainer.tasks import TaskBatch, pair_accuracy, pair_loss
 from trainer.tasks.base import binary_logits
@@ -117,7 +117,8 @@ class Evaluator:
 
 def first_block(nodes: Iterable[tuple[str, int]], n_layer: int) -> int:
     """The first block any of the (location, index) nodes sits in; n_layer when all are final_resid nodes."""
-    return min((n_layer if loc == FINAL_LOCATION else int(loc.partition(".")[0]) for loc, _ in nodes), default=n_layer)
+    layers = (location_layer(loc) for loc, _ in nodes)
+    return min((n_layer if layer is None else layer for layer in layers), default=n_layer)
 
 
 def prune_task(model: GPT, means: Mapping[str, torch.Tensor], splits: Splits, cfg: PruneConfig) -> dict[str, Any]:

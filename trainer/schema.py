@@ -75,13 +75,19 @@ class NodePlace:
         return self.kind if self.layer is None else location(self.layer, self.kind)
 
 
+def location_layer(location: str) -> int | None:
+    """The layer of a node location (`3.attn.v`: 3); None for final_resid."""
+    return None if location == FINAL_LOCATION else int(location.partition(".")[0])
+
+
 def node_place(node: str, d_head: int) -> NodePlace:
     """The layer, kind, channel and head of a node id."""
     loc, index = parse_node_id(node)
-    if loc == FINAL_LOCATION:
+    layer = location_layer(loc)
+    if layer is None:
         return NodePlace(None, loc, index, None)
-    layer, _, kind = loc.partition(".")
-    return NodePlace(int(layer), kind, index, index // d_head if kind in ("attn.q", "attn.k", "attn.v") else None)
+    kind = loc.partition(".")[2]
+    return NodePlace(layer, kind, index, index // d_head if kind in ("attn.q", "attn.k", "attn.v") else None)
 
 
 def node_file(node: str) -> str:

@@ -155,7 +155,7 @@
     const shown = parts.edges.size();
     counts.textContent = `${g.counts.nodes} nodes, ${g.counts.edges} edges` +
       (shown < g.edges.length ? ` (the ${shown} strongest drawn; a node's card lists all of its own)` : "");
-    counts.dataset.nodes = g.counts.nodes; counts.dataset.edges = g.counts.edges; counts.dataset.drawn = shown;
+    counts.dataset.nodes = g.counts.nodes; counts.dataset.edges = g.counts.edges;
     const wrap = container.closest(".graph-panel") || container;
     parts.nodes.on("mouseenter", (event, n) => hoverCard(hover, n, event, wrap)).on("mouseleave", () => { hover.hidden = true; })
       .on("click", (event, n) => { // with the live panel open a click toggles the node's ablation; shift-click selects
