@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +64,7 @@ class TrainingText:
         """Every distinct character of the training text, sorted."""
         seen = data.split_chars(self.corpus, "train") if self.corpus is not None else set()
         if self.cfg.tinypython:
-            seen.update(self.sample())
+            seen.update(self.sample)
         return "".join(sorted(seen))
 
     def record(self) -> dict[str, Any]:
@@ -74,7 +75,7 @@ class TrainingText:
             parts["stdlib"] = {"sha256": self.corpus.sha256, "strip_comments": self.cfg.strip_comments,
                                "share": 1 - self.cfg.tinypython}
         if self.cfg.tinypython:
-            sample = self.sample().encode("utf-8")
+            sample = self.sample.encode("utf-8")
             parts["tinypython"] = {"version": tinypython.GENERATOR_VERSION, "seed": self.cfg.tinypython_seed,
                                    "share": self.cfg.tinypython, "sample_sha256": hashlib.sha256(sample).hexdigest()}
             for key, share in zip(("coined", "repeat"), self.variety):  # recorded only when used: runs without
@@ -86,8 +87,9 @@ class TrainingText:
             sha = hashlib.sha256(json.dumps(parts, sort_keys=True).encode("utf-8")).hexdigest()
         return {"sha256": sha, "components": parts}
 
+    @cached_property
     def sample(self) -> str:
-        """The first FINGERPRINT_BYTES of generated text (its fingerprint and its characters)."""
+        """The first FINGERPRINT_BYTES of generated text (its fingerprint and its characters), made once."""
         return tinypython.text(self.cfg.tinypython_seed, FINGERPRINT_BYTES, *self.variety)
 
     def generated(self, key: str, n: int) -> np.ndarray:

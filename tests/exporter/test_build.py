@@ -176,6 +176,20 @@ def test_node_shards_hold_quantized_examples_at_both_ends(site):
     assert [c["role"] for c in table["classes"]] == ["target", "alternative"]
 
 
+def test_a_node_in_two_circuits_has_the_same_table_in_both(site, site_runs):
+    out, _ = site
+    read = lambda path: json.loads(path.read_text()[path.read_text().index(",") + 1:-3])  # noqa: E731
+    tasks = [p.stem for p in sorted((site_runs["a"] / "circuits").glob("*.json"))]
+    held = {t: {n["id"] for n in circuit(site_runs["a"], t)["nodes"]} for t in tasks}
+    pairs = [(a, b, sorted(held[a] & held[b])) for i, a in enumerate(tasks) for b in tasks[i + 1:]]
+    a, b, shared = max(pairs, key=lambda p: len(p[2]))
+    assert shared, "the fixture's circuits share no node"
+    for node in shared:
+        one, two = (read(out / "data" / "tiny-a" / t / "nodes" / f"{node_file(node)}.js") for t in (a, b))
+        assert one.pop("classes") != two.pop("classes")  # each circuit's own task
+        assert one == two and one["top"]
+
+
 def test_circuit_page_shows_task_examples_or_says_why_not(site):
     out, _ = site
     assert "p(answer) circuit" in (out / "tiny-a" / "lambda_func" / "index.html").read_text()
