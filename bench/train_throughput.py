@@ -1,5 +1,6 @@
 """Training throughput side by side in one process: dense, sparse weights, sparse weights + AbsTopK (ours, and as
-openai/circuit_sparsity's train.py does it: torch.topk of |x|, a 0/1 mask by scatter, x times the mask).
+openai/circuit_sparsity's train.py does it: torch.topk of |x|, a 0/1 mask by scatter, x times the mask), and the full
+recipe with an attention sink.
 
 Usage: python bench/train_throughput.py [--config demo] [--rounds 3] [--steps 5] [--bf16]
 Prints tokens/s of each variant on the same shapes, the ratios to dense, and model FLOP
@@ -99,9 +100,11 @@ def main() -> None:
     dense = replace(base, model=replace(m, afrac=1.0), sparsity=replace(base.sparsity, enabled=False))
     weights = replace(base, model=replace(m, afrac=1.0), sparsity=replace(base.sparsity, enabled=True))
     full = replace(base, sparsity=replace(base.sparsity, enabled=True))
+    sink = replace(full, model=replace(m, attn_sink=True))
     variants = [Variant("dense", dense, args.bf16), Variant("sparse weights", weights, args.bf16),
                 Variant("sparse weights + AbsTopK", full, args.bf16),
-                Variant("same, AbsTopK as reference", full, args.bf16, reference_topk=True)]
+                Variant("same, AbsTopK as reference", full, args.bf16, reference_topk=True),
+                Variant("full + attention sink", sink, args.bf16)]
     gen = torch.Generator().manual_seed(0)
     batch = torch.randint(0, m.vocab_size, (base.train.batch_size, m.n_ctx + 1), generator=gen)
     for v in variants:  # warm-up

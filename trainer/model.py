@@ -19,7 +19,6 @@ from trainer.schema import FINAL_LOCATION, LAYER_LOCATIONS, location
 HookFn = Callable[[torch.Tensor], torch.Tensor]
 ROWS_PER_THREAD = 2048  # AbsTopK on CPU splits its rows over threads in chunks of at least this many
 BLOCK_BYTES = 1 << 20  # and each thread works through blocks of rows about this large, so its passes hit the cache
-SINK_SCORES = 1 << 25  # entries of attention scores the sink path holds at once (128 MB in fp32) on long inputs
 
 
 
@@ -253,23 +252,17 @@ class Attention(nn.Module):
         return self.resid_delta(self.top_out(self.c_proj(y)))
 
     def _attend_with_sink(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """Attention with one extra key per head whose logit is `sink` and whose value is zero; on long inputs in
-        blocks of queries, so the scores [B, H, rows, T] stay under SINK_SCORES entries."""
-        B, H, T, _ = q.shape
-        rows = max(1, SINK_SCORES // (B * H * T))
-        if rows >= T or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
-            return self._sink_rows(q, k, v, 0)
-        return torch.cat([self._sink_rows(q[:, :, s:s + rows], k, v, s) for s in range(0, T, rows)], dim=2)
-
-    def _sink_rows(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, start: int) -> torch.Tensor:
-        """The sink attention of queries start.. start + q.size(2) over every key: q [B, H, r, dh] -> [B, H, r, dh]."""
-        r, T = q.size(2), k.size(2)
-        att = (q @ k.transpose(-2, -1)) / math.sqrt(self.d_head)  # [B, H, r, T]
-        causal = torch.ones(T, T, dtype=torch.bool, device=q.device).tril()[start:start + r]  # [r, T]
-        att = att.masked_fill(~causal, float("-inf"))
-        sink = self.sink.view(1, -1, 1, 1).expand(att.size(0), -1, r, 1).to(att.dtype)
-        probs = torch.cat([att, sink], dim=-1).softmax(dim=-1)[..., :T]  # drop the sink column
-        return probs @ v  # [B, H, r, dh]
+        """Attention with one extra key per head whose logit is `sink` and whose value is zero, as one causal SDPA
+        call (its fused kernel, no [T, T] scores): the sink is key 0 of a sequence one longer, seen by every query,
+        and an extra dimension (1 in each query, sink * sqrt(d_head) in the sink key) gives it its logit.
+        q, k, v [B, H, T, dh] -> [B, H, T, dh]."""
+        B, H, T, dh = q.shape
+        sink_key = F.pad((self.sink.to(q.dtype) * math.sqrt(dh)).view(1, H, 1, 1), (dh, 0)).expand(B, H, 1, dh + 1)
+        q = F.pad(F.pad(q, (0, 1), value=1.0), (0, 0, 1, 0))  # [B, H, T + 1, dh + 1]: row 0 a query nobody reads
+        k = torch.cat([sink_key, F.pad(k, (0, 1))], dim=2)  # [B, H, T + 1, dh + 1]
+        v = F.pad(v, (0, 1, 1, 0))  # [B, H, T + 1, dh + 1]: the sink's value 0; q, k and v as wide (the fused kernel)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=1 / math.sqrt(dh))
+        return y[:, :, 1:, :dh]
 
 
 class MLP(nn.Module):

@@ -209,19 +209,20 @@ def test_last_position_readout_equals_full_logits():
     torch.testing.assert_close(model(idx, last), model(idx)[torch.arange(3), last])
 
 
-def test_sink_attention_in_blocks_of_queries_equals_the_whole(monkeypatch):
-    import trainer.model as model_module
-
-    model = GPT(ModelConfig(vocab_size=64, n_layer=2, d_model=32, n_ctx=128, attn_sink=True)).eval()
+def test_sink_attention_equals_softmax_over_the_keys_and_the_sink():
+    attn = GPT(ModelConfig(vocab_size=64, n_layer=1, d_model=32, n_ctx=128, attn_sink=True)).blocks[0].attn
+    g = torch.Generator().manual_seed(0)
     with torch.no_grad():
-        for block in model.blocks:
-            block.attn.sink.normal_(generator=torch.Generator().manual_seed(0))
-    x = torch.randint(0, 64, (3, 100), generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        whole = model(x)
-        monkeypatch.setattr(model_module, "SINK_SCORES", 3 * 2 * 100 * 7)  # blocks of 7 queries, the last one short
-        blocks = model(x)
-    assert torch.allclose(whole, blocks, atol=1e-6, rtol=0)
+        attn.sink.copy_(torch.tensor([-3.0, 2.5]))
+    q, k, v = (torch.randn(3, 2, 100, 16, generator=g, requires_grad=True) for _ in range(3))
+    scores = (q @ k.transpose(-2, -1) / 4).masked_fill(torch.ones(100, 100, dtype=torch.bool).triu(1), float("-inf"))
+    sink = attn.sink.view(1, 2, 1, 1).expand(3, 2, 100, 1)
+    want = torch.cat([scores, sink], dim=-1).softmax(-1)[..., :100] @ v  # the sink's value is zero
+    got = attn._attend_with_sink(q, k, v)
+    torch.testing.assert_close(got, want, atol=2e-6, rtol=1e-5)
+    for a, b in zip(torch.autograd.grad(got.square().sum(), [q, k, v, attn.sink]),
+                    torch.autograd.grad(want.square().sum(), [q, k, v, attn.sink])):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
 
 
 def test_abs_topk_split_over_threads_and_blocks_equals_one_pass_and_raises_errors(monkeypatch):
