@@ -552,6 +552,8 @@ for name, argv, expect, b in (
     ("jobs-zero", PRUNE + ("--jobs", "0"), ("--jobs",), None),
     ("mean-tokens-zero", PRUNE[:4] + ("--mean-tokens", "0") + PRUNE[6:], ("--mean-tokens",), None),
     ("mean-tokens-huge", PRUNE[:4] + ("--mean-tokens", str(10**30)) + PRUNE[6:], ("--mean-tokens",), None),
+    ("mean-tokens-replace-circuits-means", PRUNE[:4] + ("--mean-tokens", "2048") + PRUNE[6:],
+     ("--mean-tokens 2048", "means.safetensors", "circuits", "--mean-tokens 4096"), None),
 ):
     case(f"prune-option-{name}", RUN, argv, expect, b)
 case("tasks-option-missing-run", NONE, ("tasks", "-q", "{root}/nope"), ("nope",))
