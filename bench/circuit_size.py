@@ -1,13 +1,15 @@
 """Circuit size, sparse vs dense: nodes and edges of each task's circuit in both models at the same target loss.
 
-Usage: python bench/circuit_size.py [SPARSE_RUN DENSE_RUN]
-With no runs it compares the shipped demo runs (trainer/zoo/demo and trainer/zoo/demo-dense).
-Both runs must have been pruned (`circexport prune RUN --task all`) with the same target loss.
-Prints one row per task whose circuit meets the target in both models and three ratios of geometric means,
-dense / sparse: nodes; edges as the circuit files count them (every nonzero weight between two kept nodes: a dense
-matrix has them all); and edges at matched density (in each dense matrix only its largest |w| at the sparse model's
-density of that matrix count, so the ratio no longer credits the sparse model with its own edge definition).
-Targets: all-edges ratio >= 16x, matched-density ratio >= 4x.
+Usage: python bench/circuit_size.py [SPARSE_RUN BASELINE_RUN [BASELINE_RUN ...]]
+With no runs it compares the shipped sparse demo (trainer/zoo/demo) with each shipped baseline: the dense one
+(trainer/zoo/demo-dense: neither weight nor activation sparsity) and the activation-only one (trainer/zoo/demo-dense-topk:
+dense weights, the demo's AbsTopK), so the ratios separate what weight sparsity does from what activation sparsity does.
+All runs must have been pruned (`circexport prune RUN --task all`) with the same target loss.
+Prints, per baseline, one row per task whose circuit meets the target in both models and three ratios of geometric
+means, baseline / sparse: nodes; edges as the circuit files count them (every nonzero weight between two kept nodes: a
+dense matrix has them all); and edges at matched density (in each dense matrix only its largest |w| at the sparse
+model's density of that matrix count, so the ratio no longer credits the sparse model with its own edge definition).
+Targets (against the dense baseline): all-edges ratio >= 16x, matched-density ratio >= 4x.
 """
 
 from __future__ import annotations
@@ -67,35 +69,46 @@ def geomean(values: list[int]) -> float:
     return math.exp(sum(math.log(max(1, v)) for v in values) / len(values))
 
 
+def compare(sparse: Path, base: Path, sparse_model: GPT) -> None:
+    """Print one baseline's table against the sparse run and its three ratios."""
+    a, b = circuits(sparse), circuits(base)
+    both = sorted(set(a) & set(b))
+    print(f"\nsparse {sparse} ({len(a)} circuits at target), baseline {base} ({len(b)} circuits at target)")
+    print(f"validation loss: sparse {final_val_loss(sparse):.4f}, baseline {final_val_loss(base):.4f}")
+    if not both:
+        print("no task has a circuit that meets the target in both runs: prune both with circexport prune")
+        return
+    targets = {a[t]["task"]["target_loss"] for t in both} | {b[t]["task"]["target_loss"] for t in both}
+    print(f"target loss {', '.join(f'{x:g}' for x in sorted(targets))}")
+    base_model = load_run(base).model
+    matched = matched_density(base_model, sparse_model)
+    print(f"{'task':<28}{'sparse nodes':>13}{'edges':>7}{'base nodes':>11}{'edges':>7}{'matched':>9}")
+    rows = []
+    for t in both:
+        rows.append((a[t]["counts"]["nodes"], weight_edge_count(sparse_model, a[t]), b[t]["counts"]["nodes"],
+                     weight_edge_count(base_model, b[t]), weight_edge_count(matched, b[t])))
+        print(f"{t:<28}{rows[-1][0]:>13}{rows[-1][1]:>7}{rows[-1][2]:>11}{rows[-1][3]:>7}{rows[-1][4]:>9}")
+    g = [geomean([r[i] for r in rows]) for i in range(5)]
+    print(f"geometric means over {len(both)} tasks, baseline / sparse: nodes {g[2] / g[0]:.1f}x; "
+          f"all edges {g[3] / g[1]:.1f}x (target >= 16x against dense); edges at matched density {g[4] / g[1]:.1f}x "
+          "(target >= 4x against dense)")
+
+
 def main() -> None:
-    """Print the table and the ratio."""
+    """Print each baseline's table and ratios."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", nargs="*", type=Path)
     args = ap.parse_args()
-    sparse, dense = args.runs if len(args.runs) == 2 else (zoo_dir() / "demo", zoo_dir() / "demo-dense")
-    for run in (sparse, dense):
+    if len(args.runs) == 1:
+        sys.exit("give SPARSE_RUN and at least one BASELINE_RUN, or no runs for the shipped demo runs")
+    shipped = [zoo_dir() / "demo-dense", zoo_dir() / "demo-dense-topk"]
+    sparse, *bases = args.runs or [zoo_dir() / "demo", *(b for b in shipped if b.is_dir())]
+    for run in (sparse, *bases):
         if not (run / "config.json").is_file():
-            sys.exit(f"{run}: not a run directory (no config.json); train and prune it first, or give SPARSE_RUN DENSE_RUN")
-    a, b = circuits(sparse), circuits(dense)
-    both = sorted(set(a) & set(b))
-    print(f"sparse {sparse} ({len(a)} circuits at target), dense {dense} ({len(b)} circuits at target)")
-    print(f"validation loss: sparse {final_val_loss(sparse):.4f}, dense {final_val_loss(dense):.4f}")
-    if not both:
-        sys.exit("no task has a circuit that meets the target in both runs: prune both with circexport prune")
-    targets = {a[t]["task"]["target_loss"] for t in both} | {b[t]["task"]["target_loss"] for t in both}
-    print(f"target loss {', '.join(f'{x:g}' for x in sorted(targets))}")
-    sparse_model, dense_model = load_run(sparse).model, load_run(dense).model
-    matched = matched_density(dense_model, sparse_model)
-    print(f"{'task':<28}{'sparse nodes':>13}{'edges':>7}{'dense nodes':>12}{'edges':>7}{'matched':>9}")
-    rows = []
-    for t in both:
-        ca, cb = a[t]["counts"], b[t]["counts"]
-        rows.append((ca["nodes"], weight_edge_count(sparse_model, a[t]), cb["nodes"], weight_edge_count(dense_model, b[t]),
-                     weight_edge_count(matched, b[t])))
-        print(f"{t:<28}{rows[-1][0]:>13}{rows[-1][1]:>7}{rows[-1][2]:>12}{rows[-1][3]:>7}{rows[-1][4]:>9}")
-    g = [geomean([r[i] for r in rows]) for i in range(5)]
-    print(f"geometric means over {len(both)} tasks, dense / sparse: nodes {g[2] / g[0]:.1f}x; "
-          f"all edges {g[3] / g[1]:.1f}x (target >= 16x); edges at matched density {g[4] / g[1]:.1f}x (target >= 4x)")
+            sys.exit(f"{run}: not a run directory (no config.json); train and prune it first, or give SPARSE_RUN BASELINE_RUN")
+    sparse_model = load_run(sparse).model
+    for base in bases:
+        compare(sparse, base, sparse_model)
 
 
 if __name__ == "__main__":

@@ -90,12 +90,19 @@ def model_summary(run: RunInput) -> dict[str, Any]:
     val = [r["val_loss"] for r in run.metrics if r["val_loss"] is not None]
     last = run.metrics[-1] if run.metrics else {"loss": None, "step": None, "tokens": None}  # an imported run: no log
     tasks = {name: {"name": name, **row} for name, row in sorted(run.task_table.items())}
-    return {"slug": run.slug, "name": cfg.name, "kind": "sparse" if cfg.sparsity.enabled else "dense",
+    return {"slug": run.slug, "name": cfg.name, "kind": model_kind(cfg),
             "layers": cfg.model.n_layer, "d_model": cfg.model.d_model,
             "params": sum(p.numel() for p in model.state_dict().values()),
             "matrix_weights": sum(p.numel() for p in mats), "nonzero": sum(int(torch.count_nonzero(p)) for p in mats),
             "val_loss": val[-1] if val else last["loss"], "steps": last["step"], "tokens": last["tokens"],
             "model_sha": run.model_sha, "circuits": [], "tasks": tasks}
+
+
+def model_kind(cfg: Any) -> str:
+    """How the site tags a model: "sparse" (sparse weights), "activation-sparse" (dense weights, AbsTopK) or "dense"."""
+    if cfg.sparsity.enabled:
+        return "sparse"
+    return "activation-sparse" if cfg.model.afrac < 1 else "dense"
 
 
 def config_rows(run: RunInput) -> list[tuple[str, Any]]:

@@ -190,6 +190,14 @@ def test_a_node_in_two_circuits_has_the_same_table_in_both(site, site_runs):
         assert one == two and one["top"]
 
 
+def test_models_are_tagged_by_which_sparsity_they_have():
+    from trainer.config import load_config
+
+    assert pages.model_kind(load_config("demo")) == "sparse"
+    assert pages.model_kind(load_config("demo-dense")) == "dense"
+    assert pages.model_kind(load_config("demo-dense-topk")) == "activation-sparse"
+
+
 def test_circuit_page_shows_task_examples_or_says_why_not(site):
     out, _ = site
     assert "p(answer) circuit" in (out / "tiny-a" / "lambda_func" / "index.html").read_text()
