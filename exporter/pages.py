@@ -53,12 +53,12 @@ def write_model(site: SiteWriter, run: RunInput, samples: Samples, options: Any,
     bar.update(1)
     union = sorted({n for c in run.circuits for n in c.node_ids}, key=lambda n: _node_order(model, n))
     acts = node_activations(model, samples.windows, union, options.tables.batch, options.device)  # [n, N, W]
-    row = {n: j for j, n in enumerate(union)}
+    windows = samples.windows.numpy()
+    shards = {n: node_shard(acts[j], windows, strings, options.tables) for j, n in enumerate(union)}
+    del acts  # the build's largest array: freed before the pages and ONNX models
     bar.update(1)
-    tables: dict[str, dict[str, Any]] = {}  # node id -> its table, shared by the circuits that hold the node
     for c in run.circuits:
-        summary["circuits"].append(write_circuit(site, run, c, samples, acts, row, tables, strings, options, onnx_set,
-                                                 onnx_files))
+        summary["circuits"].append(write_circuit(site, run, c, samples, shards, strings, options, onnx_set, onnx_files))
         bar.update(1)
     if onnx_set is not None:
         onnx_set.write(site)  # the weights files, the models and their twins, each model checked against PyTorch
@@ -142,11 +142,11 @@ def answer_ids(run: RunInput, c: CircuitInput) -> tuple[int | None, int | None]:
     return out[0], out[1]
 
 
-def write_circuit(site: SiteWriter, run: RunInput, c: CircuitInput, samples: Samples, acts: np.ndarray,
-                  row: dict[str, int], tables: dict[str, dict[str, Any]], strings: list[str], options: Any,
-                  onnx_set: ox.OnnxSet | None, full_onnx: dict[str, Any] | None) -> dict[str, Any]:
+def write_circuit(site: SiteWriter, run: RunInput, c: CircuitInput, samples: Samples,
+                  shards: dict[str, NodeShard], strings: list[str], options: Any, onnx_set: ox.OnnxSet | None,
+                  full_onnx: dict[str, Any] | None) -> dict[str, Any]:
     """The circuit page, its shards (graph, live panel), one page and shard per node, and the circuit's ONNX model
-    (`tables`: the node tables of the run's circuits written so far, by node id)."""
+    (`shards`: every node of the run's circuits, by id)."""
     m, t, model, rec = run.slug, c.slug, run.run.model, c.record
     answers = answer_ids(run, c)
     sample = samples.tasks.get(c.slug)
@@ -155,21 +155,17 @@ def write_circuit(site: SiteWriter, run: RunInput, c: CircuitInput, samples: Sam
     nodes = node_views(model, c)
     graph = graph_data(run, c, nodes, answers, strings)
     indexed = {**graph, "by_node": wiring_index(graph, len(nodes))}
-    windows = samples.windows.numpy()
     onnx_files = circuit_onnx(onnx_set, run, c, answers, sample, samples.windows[:4]) if onnx_set is not None else None
     labels = [answer_label(rec, role, a, strings) for role, a in zip(("target", "alternative"), answers)]
     scales = []  # per node, max |activation| over the sample: the live panel's color scale
     for j, n in enumerate(nodes):
-        if n["id"] not in tables:
-            tables[n["id"]] = node_shard(acts[row[n["id"]]], windows, strings, options.tables)
-        table = {**tables[n["id"]], "classes": None if classes is None else
+        shard = shards[n["id"]]
+        table = {**shard.table, "classes": None if classes is None else
                  [{**lab, "values": v} for lab, v in zip(labels, classes[n["id"]])]}
         scales.append(table["stats"]["scale"])
         site.shard(f"data/{m}/{t}/nodes/{n['file']}.js", f"{m}/{t}/{n['id']}", table)
-        top = table["top"][0] if table["top"] else None
-        snippet = None if top is None else {"ids": context_ids(windows, top), "value": significant(acts[row[n["id"]], top["w"], top["p"]], 6)}
         site.page(f"{m}/{t}/{n['file']}.html", "node.html", model=m, circuit=t, task=rec["task"], node=n,
-                  wiring=wiring(j, indexed, nodes), stats=table["stats"], snippet=snippet, onnx=onnx_files,
+                  wiring=wiring(j, indexed, nodes), stats=table["stats"], snippet=shard.snippet, onnx=onnx_files,
                   n_nodes=len(nodes), node_index=j, cite=cite(m, t, n, run, options.site_url),
                   model_sha=run.model_sha, answers=answers)
     site.shard(f"data/{m}/{t}/circuit.js", f"{m}/{t}/circuit", graph)
@@ -192,14 +188,23 @@ def write_circuit(site: SiteWriter, run: RunInput, c: CircuitInput, samples: Sam
             "loss_full": met["loss_full"], "loss_circuit": met["loss_circuit"], "meets_target": rec["prune"]["meets_target"]}
 
 
-def node_shard(acts: np.ndarray, windows: np.ndarray, strings: list[str], cfg: Any) -> dict[str, Any]:
-    """A node's table over the pretraining windows (acts [N, W]), its examples' tokens as text: the same in every
-    circuit that holds the node."""
+@dataclass(frozen=True)
+class NodeShard:
+    """What a node's page and shard show of it over the pretraining windows, the same in every circuit that holds it."""
+
+    table: dict[str, Any]  # node_table's, its examples' tokens as text
+    snippet: dict[str, Any] | None  # the top example's context ids and value, for the page's recompute snippet
+
+
+def node_shard(acts: np.ndarray, windows: np.ndarray, strings: list[str], cfg: Any) -> NodeShard:
+    """A node's table and snippet from its activations over the windows (acts [N, W], windows [N, W])."""
     table = node_table(acts, windows, cfg)
+    top = table["top"][0] if table["top"] else None
+    snippet = None if top is None else {"ids": context_ids(windows, top), "value": significant(acts[top["w"], top["p"]], 6)}
     for side in ("top", "bottom"):
         for ex in table[side]:
             ex["t"] = [strings[i] for i in ex["t"]]
-    return table
+    return NodeShard(table, snippet)
 
 
 def answer_label(rec: dict[str, Any], role: str, token: int | None, strings: list[str]) -> dict[str, Any]:
