@@ -187,3 +187,31 @@ def test_a_circuit_with_thousands_of_edges_draws_the_strongest_and_says_so(site,
         w.clean()
     finally:
         w.close()
+
+
+def test_pareto_labels_of_close_points_do_not_overlap(site, browser, tmp_path):
+    """Runs of about the same loss and circuit size (the shipped frontier runs) put their points on top of each other;
+    each label moves down until it covers no other."""
+    copy = tmp_path / "copy"
+    shutil.copytree(site[0], copy)
+    points = [{"model": f"frontier-d{w}-l0-{k}k", "kind": "sparse", "loss": 3.35 + i * 0.001, "edges": 20 + i, "circuits": 1}
+              for i, (w, k) in enumerate([(64, 25), (64, 50), (96, 50)])]
+    points.append({"model": "demo-dense", "kind": "dense", "loss": 2.54, "edges": 50000, "circuits": 6})
+    (copy / "data" / "home.js").write_text(f'cx.register("home",{json.dumps({"points": points})});\n')
+    w = Watch(browser)
+    try:
+        page = w.goto((copy / "index.html").as_uri())
+        labels = page.evaluate("Array.from(document.querySelectorAll('text.point-label'), (t) => {"
+                               " const r = t.getBoundingClientRect(), c = t.parentNode.querySelector('circle')"
+                               ".getBoundingClientRect(); return {text: t.textContent, model: t.parentNode.__data__.model,"
+                               " box: [r.left, r.top, r.right, r.bottom], dot: (c.top + c.bottom) / 2}; })")
+        assert len(labels) == 4
+        for label in labels:  # each label stays beside its own point, at most three lines below it
+            assert label["text"] == label["model"] and label["box"][1] - 4 * 16 < label["dot"] < label["box"][3] + 4, label
+        boxes = [label["box"] for label in labels]
+        for i, a in enumerate(boxes):
+            for b in boxes[i + 1:]:
+                assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1], (a, b)
+        w.clean()
+    finally:
+        w.close()

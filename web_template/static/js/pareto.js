@@ -15,7 +15,20 @@ cx.mount("pareto", (node) => {
   const g = svg.append("g").selectAll("g").data(pts).join("g").attr("transform", (p) => `translate(${x(p.edges)},${y(p.loss)})`);
   g.append("circle").attr("r", 5).attr("class", (p) => "dot " + p.kind);
   const right = (p) => x(p.edges) > (m.l + W - m.r) / 2;  // label on the side with room for it
-  g.append("text").attr("x", (p) => (right(p) ? -8 : 8)).attr("y", 4).attr("text-anchor", (p) => (right(p) ? "end" : "start"))
-    .attr("class", "point-label").text((p) => p.model);
+  const labels = g.append("text").attr("x", (p) => (right(p) ? -8 : 8)).attr("y", 4)
+    .attr("text-anchor", (p) => (right(p) ? "end" : "start")).attr("class", "point-label").text((p) => p.model);
+  // A label that would cover a point or a label already placed (runs with about the same loss and size) moves down a
+  // line at a time.
+  const placed = pts.map((p) => ({ x: x(p.edges) - 5, y: y(p.loss) - 5, w: 10, h: 10 }));
+  const order = (s, t) => y(s.__data__.loss) - y(t.__data__.loss) || x(s.__data__.edges) - x(t.__data__.edges);
+  labels.nodes().sort(order).forEach((label) => {  // an array sort: the labels stay in their points' groups
+    const p = label.__data__, b = label.getBBox();
+    const box = { x: x(p.edges) + b.x, y: y(p.loss) + b.y, w: b.width, h: b.height };
+    const hits = (o) => box.x < o.x + o.w && o.x < box.x + box.w && box.y < o.y + o.h && o.y < box.y + box.h;
+    let shift = 0;
+    for (let i = 0; i < pts.length && placed.some(hits); i++) { box.y += b.height; shift += b.height; }
+    d3.select(label).attr("y", 4 + shift);
+    placed.push(box);
+  });
   g.append("title").text((p) => `${p.model}: loss ${cx.fmt(p.loss)}, ${cx.fmt(p.edges, 1)} edges over ${p.circuits} circuits`);
 });
