@@ -69,9 +69,9 @@ def geomean(values: list[int]) -> float:
     return math.exp(sum(math.log(max(1, v)) for v in values) / len(values))
 
 
-def compare(sparse: Path, base: Path, sparse_model: GPT) -> None:
-    """Print one baseline's table against the sparse run and its three ratios."""
-    a, b = circuits(sparse), circuits(base)
+def compare(sparse: Path, a: dict[str, dict], sparse_model: GPT, base: Path) -> None:
+    """Print one baseline's table against the sparse run (its circuits `a` and model) and its three ratios."""
+    b = circuits(base)
     both = sorted(set(a) & set(b))
     print(f"\nsparse {sparse} ({len(a)} circuits at target), baseline {base} ({len(b)} circuits at target)")
     print(f"validation loss: sparse {final_val_loss(sparse):.4f}, baseline {final_val_loss(base):.4f}")
@@ -106,9 +106,9 @@ def main() -> None:
     for run in (sparse, *bases):
         if not (run / "config.json").is_file():
             sys.exit(f"{run}: not a run directory (no config.json); train and prune it first, or give SPARSE_RUN BASELINE_RUN")
-    sparse_model = load_run(sparse).model
+    sparse_circuits, sparse_model = circuits(sparse), load_run(sparse).model
     for base in bases:
-        compare(sparse, base, sparse_model)
+        compare(sparse, sparse_circuits, sparse_model, base)
 
 
 if __name__ == "__main__":

@@ -15,10 +15,10 @@ from tqdm import tqdm
 from trainer.circuit import check_circuit_fits, faithfulness_checks, read_circuit, write_circuit
 from trainer.errors import UserError
 from trainer.fileio import check_destination, file_sha256, read_json, write_json
-from trainer.means import ablation_record, means_for_run, means_metadata
+from trainer.means import ablation_record, means_for_run
 from trainer.prune import Evaluator, PruneConfig, Splits, prune_task
 from trainer.run import Run, load_run, read_run_tokenizer
-from trainer.schema import CIRCUITS, MEANS, MODEL, TASK_TABLE, TASK_TABLE_FORMAT, TASKS_FILE, check, read_task_table
+from trainer.schema import CIRCUITS, MODEL, TASK_TABLE, TASK_TABLE_FORMAT, TASKS_FILE, check, read_task_table
 from trainer.tasks import TASKS, Task, encode_pairs, get_task, pair_accuracy, pair_loss
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,6 @@ def prune_run(run_dir: Path, names: list[str] | str, cfg: JobConfig) -> list[dic
     check_destination(Path(run_dir), "RUN_DIR")  # its circuits, means and task table are written there
     read_run_tokenizer(run.path, run.cfg, run.provenance)  # checked, as the task table is, before any work
     table = _task_table_kept(run_dir)
-    check_means_kept(run.path, cfg.mean_tokens)
     means = means_for_run(run, cfg.mean_tokens, quiet=cfg.quiet)  # computed once, before the jobs fan out
     rows = []
     with tqdm(total=len(tasks), desc="prune", unit="task", disable=cfg.quiet) as bar:
@@ -105,27 +104,6 @@ def prune_run(run_dir: Path, names: list[str] | str, cfg: JobConfig) -> list[dic
             table[task.name] = evaluate_task(run, task, task_splits(task, run, cfg), cfg.prune.target_loss)
     _write_task_table(run_dir, table)
     return rows
-
-
-def check_means_kept(run_dir: Path, n_tokens: int) -> None:
-    """A UserError when means over n_tokens would replace the run's means file while a circuit of its model was pruned
-    against it (the build would then refuse that circuit): one line naming the circuit file and both token counts."""
-    path = run_dir / MEANS
-    meta = means_metadata(path)
-    model_sha = file_sha256(run_dir / MODEL)
-    if meta.get("model_sha256") != model_sha or meta.get("tokens", str(n_tokens)) == str(n_tokens):
-        return  # no means of this model yet, or the same count: nothing a circuit relies on is replaced
-    folder = run_dir / CIRCUITS
-    for circuit in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        try:
-            record = read_json(circuit)
-            ours = record["model"]["sha256"] == model_sha and str(record["ablation"]["tokens"]) == meta["tokens"]
-        except (UserError, KeyError, TypeError):
-            continue  # a circuit file the build would refuse anyway
-        if ours:
-            raise UserError(f"--mean-tokens {n_tokens} would replace {path} (means over {meta['tokens']} tokens), "
-                            f"against which {circuit} was pruned: prune with --mean-tokens {meta['tokens']}, or move "
-                            f"the run's circuits out of {folder} first")
 
 
 def _prune_in_process(job: tuple[str, str, JobConfig]) -> dict[str, Any]:

@@ -17,12 +17,12 @@ from tqdm import tqdm
 
 from trainer import data
 from trainer.errors import UserError
-from trainer.fileio import file_sha256, require_file
+from trainer.fileio import file_sha256, read_json, require_file
 from trainer.masks import model_device
 from trainer.mixture import load_text
 from trainer.model import GPT
 from trainer.run import Run, load_tensors, save_tensors
-from trainer.schema import MEANS, MODEL, TOKENIZER
+from trainer.schema import CIRCUITS, MEANS, MODEL, TOKENIZER
 from trainer.tokenizer import load_tokenizer
 
 log = logging.getLogger(__name__)
@@ -114,6 +114,8 @@ def means_for_run(run: Run, n_tokens: int, cache_dir: Path | None = None, quiet:
             return {loc: m.to(device) for loc, m in read_means(path, run.model, model_sha).items()}
         except UserError as e:
             log.warning("%s: computing the means again", e)
+    elif meta.get("model_sha256") == model_sha and "tokens" in meta:
+        check_no_circuit_relies_on(run.path, meta["tokens"], n_tokens, model_sha)
     log.info("computing mean activations over %d tokens", n_tokens)
     mixed = run.cfg.data.tinypython > 0  # a mixture's means draw from a pool; the stdlib alone, from its shards
     text = load_text(run.cfg.data, load_tokenizer(str(run.path / TOKENIZER)), cache_dir, shards=not mixed)
@@ -122,6 +124,23 @@ def means_for_run(run: Run, n_tokens: int, cache_dir: Path | None = None, quiet:
     save_tensors(path, stats.means, {"model_sha256": model_sha, "tokens": str(n_tokens), "tokens_used": str(stats.tokens),
                                      "mean_sem_max": repr(stats.sem_max())})
     return stats.means
+
+
+def check_no_circuit_relies_on(run_dir: Path, tokens: str, n_tokens: int, model_sha: str) -> None:
+    """A UserError when replacing the run's means over `tokens` tokens by means over n_tokens would leave a circuit of
+    its model pruned against means the file no longer holds (the build refuses such a circuit): one line naming the
+    circuit file and both token counts."""
+    folder = run_dir / CIRCUITS
+    for circuit in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            record = read_json(circuit)
+            ours = record["model"]["sha256"] == model_sha and str(record["ablation"]["tokens"]) == tokens
+        except (UserError, KeyError, TypeError):
+            continue  # a circuit file the build would refuse anyway
+        if ours:
+            raise UserError(f"--mean-tokens {n_tokens} would replace {run_dir / MEANS} (means over {tokens} tokens), "
+                            f"against which {circuit} was pruned: prune with --mean-tokens {tokens}, or move the "
+                            f"run's circuits out of {folder} first")
 
 
 def read_means(path: Path, model: GPT, model_sha: str) -> dict[str, torch.Tensor]:
