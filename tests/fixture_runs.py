@@ -7,7 +7,6 @@ trainer.circuit exactly as the pruner does; the metrics are plausible placeholde
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 

@@ -18,7 +18,7 @@ from trainer.config import ModelConfig, RunConfig, from_dict, to_dict
 from trainer.errors import UserError
 from trainer.fileio import atomic_file, atomic_write_bytes, parse_json, read_json, read_text, require_file
 from trainer.model import GPT
-from trainer.schema import CONFIG, METRICS, MODEL, SNAPSHOTS, STATE, TOKENIZER, read_metrics_line
+from trainer.schema import CONFIG, MODEL, TOKENIZER, read_metrics_line
 from trainer.tokenizer import load_tokenizer, tokenizer_sha256
 
 FORMAT_VERSION = 1

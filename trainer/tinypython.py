@@ -2546,7 +2546,7 @@ def make_params(ctx: Ctx, n: int, taken: tuple[str, ...] = ()) -> list[Param]:
     frame = Frame({name: "" for name in taken}, barrier=True)
     ctx.frames.append(frame)
     params = []
-    for i in range(n):
+    for _ in range(n):
         kind = choose_kind(ctx, PARAM_WEIGHTS + tuple((c, 0.8) for c in ctx.classes))
         name = fresh_name(ctx, kind, param_names(ctx, kind))
         frame.names[name] = kind
