@@ -217,5 +217,7 @@ def summary_table(rows: list[dict[str, Any]], target: float) -> str:
             cells.append(verdict if r["written"] else verdict + " (not written)")
         lines.append(f"{r['task']:<28}{learned:>8}{r['loss']:>8.3f}{r['accuracy']:>6.2f}" + "".join(cells))
     n_learned = sum(r["learned"] for r in rows)
-    lines.append(f"{n_learned} of {len(rows)} tasks learned (unpruned loss <= {target}); not learned: skipped")
+    pruned = any("checks" in r for r in rows)  # prune's rows; `tasks` only evaluates
+    lines.append(f"{n_learned} of {len(rows)} tasks learned (unpruned loss <= {target})"
+                 + ("; the others were not pruned" if pruned and n_learned < len(rows) else ""))
     return "\n".join(lines)

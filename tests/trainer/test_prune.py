@@ -299,3 +299,15 @@ def test_refit_offset_minimizes_the_pair_loss():
     best = min((offset_loss(two, x / 100), x / 100) for x in range(-500, 501))
     assert offset_loss(two, b) <= best[0] + 1e-9 and b == pytest.approx(best[1], abs=0.01)
     assert offset_loss(two, 0.0) == pytest.approx(float(torch.nn.functional.softplus(-two[:, 0]).mean()))
+
+
+def test_summary_table_says_untried_tasks_were_not_pruned_only_after_pruning():
+    from trainer.jobs import summary_table
+    evaluated = [{"task": "a", "learned": True, "loss": 0.1, "accuracy": 0.99},
+                 {"task": "b", "learned": False, "loss": 0.5, "accuracy": 0.7}]
+    pruned = [{**evaluated[0], "nodes": 3, "edges": 2, "loss_circuit": 0.12, "loss_inverse": 0.9, "loss_random": 0.7,
+               "checks": {"sufficient": True}, "written": True}, evaluated[1]]
+    assert summary_table(evaluated, 0.15).splitlines()[-1] == "1 of 2 tasks learned (unpruned loss <= 0.15)"
+    assert summary_table(pruned, 0.15).splitlines()[-1] == ("1 of 2 tasks learned (unpruned loss <= 0.15); "
+                                                            "the others were not pruned")
+    assert summary_table(pruned[:1], 0.15).splitlines()[-1] == "1 of 1 tasks learned (unpruned loss <= 0.15)"
