@@ -25,9 +25,9 @@ cx.mount("pareto", (node) => {
     const p = label.__data__, b = label.getBBox();
     const box = { x: x(p.edges) + b.x, y: y(p.loss) + b.y, w: b.width, h: b.height };
     const hits = (o) => box.x < o.x + o.w && o.x < box.x + box.w && box.y < o.y + o.h && o.y < box.y + box.h;
-    let shift = 0;
-    for (let i = 0; i < pts.length && placed.some(hits); i++) { box.y += b.height; shift += b.height; }
-    d3.select(label).attr("y", 4 + shift);
+    const top = box.y;
+    for (let i = 0; i < pts.length && placed.some(hits); i++) box.y += b.height;
+    d3.select(label).attr("y", 4 + box.y - top);
     placed.push(box);
   });
   g.append("title").text((p) => `${p.model}: loss ${cx.fmt(p.loss)}, ${cx.fmt(p.edges, 1)} edges over ${p.circuits} circuits`);
