@@ -19,7 +19,6 @@ from trainer.means import means_metadata, read_means
 from trainer.run import Run, load_run, read_metrics, read_run_tokenizer
 from trainer.schema import CIRCUITS, MEANS, METRICS, MODEL, TASKS_FILE, read_task_table
 
-SLUG = re.compile(r"[A-Za-z0-9._-]+")  # file names that unzip on every OS
 RESERVED = frozenset({"data", "onnx", "assets", "standalone", "index.html", "manifest.json", ".nojekyll"})
 
 
